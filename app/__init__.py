@@ -1,0 +1,77 @@
+"""Bengaluru Heart System: `create_app` is the single composition root.
+
+It builds the adapters, then the services, then registers the blueprints and
+Socket.IO namespaces. Nothing connects at import time; background tasks start
+only when `app.extensions["bhs"].start()` is called (run.py does).
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from app.adapters.memory_history import MemoryHistory
+from app.api import errors, ingest, read
+from app.config import Settings
+from app.realtime.broadcaster import Broadcaster
+from app.realtime.live import LiveNamespace
+from app.runtime import Runtime
+from app.security import Credentials, generated_token
+from app.services.history import HistoryRepository
+from app.services.metrics import Metrics
+from app.services.pipeline import IngestPipeline
+from app.services.store import DataStore
+
+logger = logging.getLogger(__name__)
+
+
+def _build_history(settings: Settings) -> HistoryRepository:
+    return MemoryHistory()
+
+
+def _credentials(settings: Settings) -> Credentials:
+    operators = Settings.split(settings.operator_tokens)
+    if not operators:
+        token = generated_token()
+        operators = [f"operator={token}"]
+        # Printed once so a fresh install can be operated; control is never open.
+        print(f"OPERATOR_TOKENS is unset; generated operator token for this run: {token}",
+              flush=True)
+    devices = Settings.split(settings.device_keys)
+    if not devices:
+        logger.warning("DEVICE_KEYS is unset: ingest is open to anyone who can reach this server")
+    return Credentials(devices, operators, Settings.split(settings.viewer_tokens))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings()
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+
+    socketio = SocketIO(app, async_mode=settings.async_mode, json=None,
+                        message_queue=settings.socketio_message_queue,
+                        # None: same-origin only, unless CORS_ORIGINS lists more.
+                        cors_allowed_origins=Settings.split(settings.cors_origins) or None)
+    metrics = Metrics()
+    history = _build_history(settings)
+    store = DataStore(settings.max_sensors, settings.recent_points)
+    broadcaster = Broadcaster(
+        socketio, "/live",
+        interval_s=settings.broadcast_interval_ms / 1000,
+        minor_interval_s=settings.minor_interval_ms / 1000,
+        deadband=lambda sensor_id: 0.0,
+        on_frame=lambda size: metrics.add("frames"))
+    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics)
+    runtime = Runtime(settings=settings, store=store, history=history, pipeline=pipeline,
+                      broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings))
+    runtime.components = [history, broadcaster]
+    app.extensions["bhs"] = runtime
+
+    errors.register_error_handlers(app)
+    for module in (ingest, read):
+        app.register_blueprint(module.bp)
+    socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,
+                                        runtime.tokens.viewers))
+    return app

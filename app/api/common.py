@@ -1,0 +1,97 @@
+"""What every blueprint shares: the services, JSON bodies and role checks."""
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from flask import current_app, g, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from app.errors import DomainError
+from app.security import bearer_token
+
+# Deepest JSON nesting we parse; a reading is two levels deep, a batch three.
+MAX_JSON_DEPTH = 32
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+def services():
+    return current_app.extensions["bhs"]
+
+
+def _depth_exceeds(text: str, limit: int) -> bool:
+    """Cheap bracket count, ignoring brackets inside strings."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def json_body():
+    """The request's JSON: 415 if it is not JSON, 400 if it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMediaType("expected a JSON body with Content-Type: application/json")
+    raw = request.get_data(cache=False)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8") from None
+    # Only look for deep nesting when the body holds many brackets at all.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth_exceeds(text, MAX_JSON_DEPTH):
+        raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise BadRequest(f"malformed JSON: {error}") from None
+
+
+def _require(tokens_attr: str, role: str, optional: bool):
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            tokens = getattr(services().tokens, tokens_attr)
+            if optional and not tokens:
+                g.principal = None
+                return view(*args, **kwargs)
+            token = bearer_token(request.headers)
+            if token is None:
+                raise Unauthorized(f"{role} credentials required: Authorization: Bearer <token>")
+            label = tokens.identify(token)
+            if label is None:
+                # A token of another role is known but not enough: 403, else 401.
+                if services().tokens.knows(token):
+                    raise Forbidden(f"this token does not grant {role} access")
+                raise Unauthorized(f"invalid {role} credentials")
+            g.principal = label
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator
+
+
+require_device = _require("devices", "device", optional=True)
+require_viewer = _require("viewers", "viewer", optional=True)
+require_operator = _require("operators", "operator", optional=False)

@@ -1,0 +1,45 @@
+"""Device ingest over HTTP: thin, it parses the body and calls the pipeline."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from app.api.common import json_body, require_device, services
+from app.errors import InvalidInput
+
+bp = Blueprint("ingest", __name__)
+
+
+@bp.post("/api/ingest")
+@require_device
+def ingest_one():
+    body = json_body()
+    if isinstance(body, list):
+        raise InvalidInput("expected one reading", [{"field": "reading", "message":
+                           "send a JSON object here; use POST /api/sensors for batches"}])
+    record = services().pipeline.ingest([body], source="http", batch=False)[0]
+    return jsonify(success=True, message="Data ingested successfully",
+                   sensorId=record["sensor_id"], timestamp=record["timestamp"]), 201
+
+
+@bp.post("/api/sensors")
+@require_device
+def ingest_batch():
+    body = json_body()
+    batch = True
+    if isinstance(body, dict) and "readings" in body:
+        body = body["readings"]
+        if not isinstance(body, list):
+            raise InvalidInput("invalid batch", [{"field": "readings", "message": "must be a list"}])
+    elif isinstance(body, dict):
+        body, batch = [body], False
+    elif not isinstance(body, list):
+        raise InvalidInput("invalid body", [{"field": "reading", "message":
+                           "expected a reading, a list of readings or {\"readings\": [...]}"}])
+    limit = services().settings.max_batch
+    if len(body) > limit:
+        raise InvalidInput(f"batch of {len(body)} readings exceeds the limit of {limit}",
+                           [{"field": "readings", "message": f"at most {limit} readings per batch"}])
+    if not body:
+        raise InvalidInput("empty batch", [{"field": "readings", "message": "no readings"}])
+    records = services().pipeline.ingest(body, source="http", batch=batch)
+    return jsonify(accepted=len(records)), 202

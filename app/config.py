@@ -1,0 +1,93 @@
+"""Settings, read from the environment and `.env` (see `.env.example`).
+
+Every variable of the contract is here, plus a few tunables of our own. Tests
+build a `Settings(...)` directly and pass it to `create_app`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_NETWORK = Path(__file__).parent / "data" / "bengaluru.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Listen address and server mode.
+    host: str = "0.0.0.0"
+    port: int = 5000
+    async_mode: Literal["eventlet", "gevent", "threading"] = "eventlet"
+    # eventlet's WSGI server takes 1024 connections by default; past that even
+    # plain HTTP hangs (STACK-NOTES), so we raise it for many /live clients.
+    max_connections: int = 4096
+    log_level: str = "INFO"
+
+    # History store: embedded in memory unless INFLUXDB_URL is set.
+    influxdb_url: str | None = None
+    influxdb_token: str = ""
+    influxdb_org: str = ""
+    influxdb_bucket: str = "water"
+    instance_dir: Path = Path("instance")
+
+    # MQTT.
+    mqtt_url: str | None = None
+    mqtt_topic_prefix: str = "water"
+
+    # Credentials: comma-separated; a value may be given as `sha256:<hex>`.
+    device_keys: str = ""
+    operator_tokens: str = ""
+    viewer_tokens: str = ""
+    # Browser origins allowed to call the API and /live; none but our own by default.
+    cors_origins: str = ""
+
+    # Limits on what senders can make us hold.
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_batch: int = 5000
+    # Distinct sensors the store will track: bounds memory whatever senders do.
+    max_sensors: int = 20_000
+    # Recent points kept per sensor in memory (the `recent` of /api/sensors/<id>).
+    recent_points: int = 120
+    # A reading older than this many seconds is shown as stale.
+    stale_after_s: float = 300.0
+
+    # Live broadcasting.
+    broadcast_interval_ms: int = 50
+    minor_interval_ms: int = 1000
+    # Shared Socket.IO message queue (e.g. redis://...) for several instances.
+    socketio_message_queue: str | None = None
+
+    # Network model and the simulator.
+    network_file: Path = BUNDLED_NETWORK
+    simulator: Literal["on", "off"] | None = None
+    simulator_seed: int | None = None
+    # Simulated seconds per real second; 1 is real time.
+    simulator_speed: float = 1.0
+
+    # Decision engine.
+    routing_interval_s: float = 30.0
+    routing_debounce_s: float = 1.0
+    # Relative change of a zone's demand that makes the engine re-plan.
+    routing_demand_trigger: float = 0.05
+
+    # Leak detection: inflow above expected by this fraction ...
+    leak_excess_ratio: float = 0.15
+    # ... together with pressure this fraction below its normal range's floor.
+    leak_pressure_drop_ratio: float = 0.10
+
+    @property
+    def simulator_on(self) -> bool:
+        if self.simulator is None:
+            return not self.mqtt_url
+        return self.simulator == "on"
+
+    @staticmethod
+    def split(value: str) -> list[str]:
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def load_settings(**overrides) -> Settings:
+    return Settings(**overrides)
+

@@ -1,0 +1,109 @@
+"""Wire types (pydantic v2): the reading, controls and the error envelope.
+
+Field names are snake_case on the wire; ingest also accepts the camelCase
+aliases that existing devices send (`sensorId`, `latencyMs`).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+SENSOR_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+SLUG_PATTERN = r"^[a-z0-9_]{1,32}$"
+# Metrics the analysis understands; any other slug is stored as given.
+KNOWN_METRICS = frozenset({
+    "flow", "pressure", "level", "ph", "turbidity", "do", "bod", "fc",
+    "chlorine", "conductivity", "tds", "temperature", "power", "status",
+})
+
+# Readings stamped further ahead than this are refused (contract: 5 minutes).
+MAX_FUTURE_S = 300.0
+
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+ShortText = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Reading(BaseModel):
+    """One measurement from a device, exactly as the contract describes it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    sensor_id: str = Field(alias="sensorId", pattern=SENSOR_ID_PATTERN)
+    value: FiniteNumber
+    metric: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    unit: str | None = Field(default=None, max_length=32)
+    node_id: ShortText | None = None
+    zone: ShortText | None = None
+    timestamp: datetime | None = None
+    latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, alias="latencyMs")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _as_utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        # Naive timestamps are UTC, per the contract.
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        # The ingest path passes its clock as context; far-future times are refused.
+        now = (info.context or {}).get("now")
+        if now is not None and value.timestamp() > now + MAX_FUTURE_S:
+            raise ValueError("timestamp is more than 5 minutes in the future")
+        return value
+
+
+class ReadingBatch(BaseModel):
+    """The `{"readings": [...]}` shape of POST /api/sensors."""
+
+    readings: list[Any]
+
+
+ControlAction = Literal["set_valve", "set_pump", "set_mode", "isolate", "restore", "ack_alert"]
+
+
+class ControlRequest(BaseModel):
+    """Body of POST /api/control and of the `/control` namespace's `control` event."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: ControlAction
+    target: str | None = Field(default=None, min_length=1, max_length=64)
+    value: str | float | int | bool | None = None
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SimulationEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    event: Literal["leak", "contamination", "demand_surge", "pump_failure", "source_outage"]
+    target: str | None = Field(default=None, max_length=64)
+    magnitude: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 1.0
+    duration_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 300.0
+
+
+class SimulationBaseline(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    target: str = Field(min_length=1, max_length=64)
+    factor: Annotated[float, Field(ge=0.2, le=3.0, allow_inf_nan=False)]
+
+
+class ErrorDetail(BaseModel):
+    index: int | None = None
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error response: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorBody

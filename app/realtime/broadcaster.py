@@ -1,0 +1,121 @@
+"""Coalescing broadcaster for sensor readings on `/live`.
+
+Ingest hands it records; a background task sends them as frames:
+- `sensor_update`: changes beyond a sensor's deadband, at most one frame per
+  `interval` per audience, with a leading edge: the first change after a quiet
+  spell is sent at once, so coalescing adds no latency at low rates.
+- `minor_update`: changes inside the deadband, every `minor_interval`.
+Each frame is one `emit` to a room, which python-socketio encodes once for all
+its members. The audience `all` gets everything; a client that subscribed to
+nodes sits in `node:<id>` rooms instead and gets only their readings.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+logger = logging.getLogger(__name__)
+
+ALL_ROOM = "all"
+
+
+def node_room(node_id: str) -> str:
+    return f"node:{node_id}"
+
+
+class Broadcaster:
+    def __init__(self, socketio, namespace: str, interval_s: float, minor_interval_s: float,
+                 deadband: Callable[[str], float], on_frame: Callable[[int], None] | None = None):
+        self.socketio = socketio
+        self.namespace = namespace
+        self.interval = interval_s
+        self.minor_interval = minor_interval_s
+        self.deadband = deadband
+        self.on_frame = on_frame or (lambda size: None)
+        self._pending: dict[str, dict] = {}
+        self._minor: dict[str, dict] = {}
+        self._last_sent_value: dict[str, float] = {}
+        self._subscribed: dict[str, int] = {}   # node id -> subscribed clients
+        self._wake = threading.Event()
+        self._running = False
+        self._task = None
+
+    # -- called from ingest (any greenthread) ------------------------------
+    def publish(self, records: list[dict]) -> None:
+        pending, minor, last_sent = self._pending, self._minor, self._last_sent_value
+        significant = False
+        for record in records:
+            sid = record["sensor_id"]
+            last = last_sent.get(sid)
+            if last is None or abs(record["value"] - last) > self.deadband(sid):
+                pending[sid] = record
+                last_sent[sid] = record["value"]
+                minor.pop(sid, None)
+                significant = True
+            else:
+                minor[sid] = record
+        if significant:
+            self._wake.set()
+
+    def emit(self, event: str, payload) -> None:
+        """A non-sensor event (routing, decision, alert ...) to every /live client."""
+        self.socketio.emit(event, payload, namespace=self.namespace)
+
+    # -- subscriptions -----------------------------------------------------
+    def subscribed(self, node_id: str, delta: int) -> None:
+        count = self._subscribed.get(node_id, 0) + delta
+        if count > 0:
+            self._subscribed[node_id] = count
+        else:
+            self._subscribed.pop(node_id, None)
+
+    # -- background task ---------------------------------------------------
+    def start(self) -> None:
+        self._running = True
+        self._task = self.socketio.start_background_task(self._run)
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+
+    def _run(self) -> None:
+        last_frame = last_minor = 0.0
+        while self._running:
+            self._wake.wait(timeout=self.minor_interval)
+            self._wake.clear()
+            try:
+                now = time.monotonic()
+                if self._pending:
+                    wait = last_frame + self.interval - now
+                    if wait > 0:
+                        self.socketio.sleep(wait)  # trailing edge: gather more
+                    last_frame = time.monotonic()
+                    self._flush("sensor_update", self._take("_pending"))
+                if self._minor and now - last_minor >= self.minor_interval:
+                    last_minor = now
+                    self._flush("minor_update", self._take("_minor"))
+            except Exception:  # keep broadcasting whatever one frame did
+                logger.exception("broadcast failed")
+
+    def _take(self, name: str) -> list[dict]:
+        # Swap rather than copy-and-clear: ingest may add while we send.
+        taken = getattr(self, name)
+        setattr(self, name, {})
+        return list(taken.values())
+
+    def _flush(self, event: str, records: list[dict]) -> None:
+        if not records:
+            return
+        emit = self.socketio.emit
+        emit(event, {"readings": records}, namespace=self.namespace, to=ALL_ROOM)
+        self.on_frame(len(records))
+        if self._subscribed:
+            by_node: dict[str, list[dict]] = {}
+            for record in records:
+                node = record.get("node_id")
+                if node in self._subscribed:
+                    by_node.setdefault(node, []).append(record)
+            for node, subset in by_node.items():
+                emit(event, {"readings": subset}, namespace=self.namespace, to=node_room(node))

@@ -1,0 +1,115 @@
+"""The in-memory live state: latest reading per sensor and a ring of recent points.
+
+Everything here is rebuilt from the readings that flow in, so a restarted or
+added instance converges on the same state; nothing in it is the system of
+record (that is the history store). Updates are O(1) per reading and take a
+lock only around dictionary work, never across I/O.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from app.errors import SensorLimitReached
+
+# Decisions kept in memory for /api/decisions and the snapshot.
+DECISIONS_KEPT = 500
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class DataStore:
+    def __init__(self, max_sensors: int, recent_points: int,
+                 clock: Callable[[], float] = time.time):
+        self.max_sensors = max_sensors
+        self.recent_points = recent_points
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._latest: dict[str, dict] = {}
+        self._received: dict[str, float] = {}
+        self._recent: dict[str, deque] = {}
+        self._decisions: deque[dict] = deque(maxlen=DECISIONS_KEPT)
+        self.routing: dict | None = None
+        self.clients = 0
+
+    # -- readings ---------------------------------------------------------
+    def admit(self, sensor_ids: Iterable[str]) -> None:
+        """Raise SensorLimitReached if these ids would take us past the cap.
+
+        Called before anything of a batch is stored, so a refused batch
+        leaves no trace.
+        """
+        new = {sid for sid in sensor_ids if sid not in self._latest}
+        if new and len(self._latest) + len(new) > self.max_sensors:
+            raise SensorLimitReached(
+                f"this server tracks at most {self.max_sensors} distinct sensors; "
+                f"{len(new)} new sensor id(s) refused",
+                [{"field": "sensor_id", "message": "sensor limit reached"}])
+
+    def put_many(self, records: list[dict]) -> None:
+        """Store validated readings (dicts with `sensor_id`, `value`, `ts`)."""
+        now = self.clock()
+        with self._lock:
+            latest, received, recent = self._latest, self._received, self._recent
+            for record in records:
+                sid = record["sensor_id"]
+                ring = recent.get(sid)
+                if ring is None:
+                    ring = recent[sid] = deque(maxlen=self.recent_points)
+                ring.append((record["ts"], record["value"]))
+                current = latest.get(sid)
+                # A late (replayed) reading joins the ring but never hides a newer one.
+                if current is None or record["ts"] >= current["ts"]:
+                    latest[sid] = record
+                    received[sid] = now
+
+    def latest(self, sensor_id: str) -> dict | None:
+        return self._latest.get(sensor_id)
+
+    def sensor_count(self) -> int:
+        return len(self._latest)
+
+    def all_latest(self, stale_after: Callable[[dict], float]) -> list[dict]:
+        """Latest readings with `received_at` and `stale`, for reads and snapshots."""
+        now = self.clock()
+        with self._lock:
+            items = [(r, self._received[r["sensor_id"]]) for r in self._latest.values()]
+        return [
+            {**record, "received_at": iso(rx), "stale": now - rx > stale_after(record)}
+            for record, rx in items
+        ]
+
+    def recent(self, sensor_id: str) -> list[dict]:
+        with self._lock:
+            points = list(self._recent.get(sensor_id, ()))
+        return [{"t": iso(ts), "v": value} for ts, value in points]
+
+    def recent_values(self, sensor_id: str) -> list[tuple[float, float]]:
+        with self._lock:
+            return list(self._recent.get(sensor_id, ()))
+
+    def received_at(self, sensor_id: str) -> float | None:
+        return self._received.get(sensor_id)
+
+    # -- decisions, routing, clients ---------------------------------------
+    def add_decisions(self, decisions: Iterable[dict]) -> None:
+        with self._lock:
+            self._decisions.extend(decisions)
+
+    def decisions(self, limit: int) -> list[dict]:
+        with self._lock:
+            newest_first = list(reversed(self._decisions))
+        return newest_first[:limit]
+
+    def client_connected(self) -> None:
+        with self._lock:
+            self.clients += 1
+
+    def client_disconnected(self) -> None:
+        with self._lock:
+            self.clients = max(0, self.clients - 1)

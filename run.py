@@ -1,0 +1,62 @@
+"""Start the Bengaluru Heart System: `python run.py`.
+
+The async mode is chosen before anything else is imported, because eventlet
+must monkey-patch the standard library first (with no arguments: patching
+only some modules breaks the app, see STACK-NOTES).
+"""
+import os
+
+from dotenv import dotenv_values
+
+ASYNC_MODE = os.environ.get("ASYNC_MODE") or dotenv_values(".env").get("ASYNC_MODE") or "eventlet"
+if ASYNC_MODE == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+elif ASYNC_MODE == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.config import Settings  # noqa: E402
+
+logger = logging.getLogger("bhs")
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    socketio = app.extensions["socketio"]
+    runtime = app.extensions["bhs"]
+
+    def shut_down() -> None:
+        logger.info("shutting down: stopping background tasks and flushing buffers")
+        runtime.stop()
+        logging.shutdown()
+        # Buffers are flushed; the WSGI server holds nothing worth waiting for.
+        os._exit(0)
+
+    def on_signal(signum, frame) -> None:
+        # Blocking work inside a signal handler breaks eventlet's hub
+        # ("Cannot switch to MAINLOOP from MAINLOOP"), so do it in a task.
+        socketio.start_background_task(shut_down)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start()
+    logger.info("listening on http://%s:%s (async mode %s)", settings.host, settings.port,
+                ASYNC_MODE)
+    run_options = {"max_size": settings.max_connections} if ASYNC_MODE == "eventlet" else {}
+    socketio.run(app, host=settings.host, port=settings.port, log_output=False,
+                 allow_unsafe_werkzeug=True, **run_options)
+
+
+if __name__ == "__main__":
+    main()
