@@ -5,7 +5,7 @@ import logging
 from typing import Callable
 
 from flask import request
-from flask_socketio import Namespace, join_room, leave_room
+from flask_socketio import Namespace, emit, join_room, leave_room
 
 from app.realtime.broadcaster import ALL_ROOM, Broadcaster, node_room
 from app.security import TokenSet
@@ -48,7 +48,7 @@ class LiveNamespace(Namespace):
             raise ConnectionRefusedError("unauthorized: a viewer token is required")
         self.store.client_connected()
         join_room(ALL_ROOM)
-        self.emit("snapshot", self.snapshot(), to=request.sid)
+        emit("snapshot", self.snapshot())
 
     def on_disconnect(self, reason=None):
         self.store.client_disconnected()

@@ -42,10 +42,11 @@ def validation_details(error: ValidationError, batch: bool) -> list[dict]:
     details = []
     for problem in error.errors(include_url=False, include_input=False):
         loc = list(problem["loc"])
-        index = loc.pop(0) if batch and loc and isinstance(loc[0], int) else None
+        # Items are always validated as a list; the index means something only in a batch.
+        index = loc.pop(0) if loc and isinstance(loc[0], int) else None
         field = ".".join(_FIELD_NAMES.get(str(part), str(part)) for part in loc) or "reading"
         detail = {"field": field, "message": problem["msg"]}
-        if index is not None:
+        if batch and index is not None:
             detail["index"] = index
         details.append(detail)
     return details

@@ -1,0 +1,48 @@
+import pytest
+
+from app.errors import SensorLimitReached
+from app.services.store import DataStore
+
+
+def record(sid, value, ts):
+    return {"sensor_id": sid, "value": value, "ts": ts}
+
+
+def test_latest_and_bounded_recent_ring():
+    store = DataStore(max_sensors=10, recent_points=3, clock=lambda: 100.0)
+    store.put_many([record("a", float(v), 90 + v) for v in range(5)])
+    assert store.latest("a")["value"] == 4.0
+    assert [p["v"] for p in store.recent("a")] == [2.0, 3.0, 4.0]
+
+
+def test_late_reading_never_hides_a_newer_one():
+    store = DataStore(10, 5, clock=lambda: 100.0)
+    store.put_many([record("a", 2.0, 50)])
+    store.put_many([record("a", 1.0, 40)])
+    assert store.latest("a")["value"] == 2.0
+
+
+def test_sensor_cap_refuses_new_ids_but_not_known_ones():
+    store = DataStore(max_sensors=2, recent_points=5)
+    store.admit(["a", "b"])
+    store.put_many([record("a", 1, 1), record("b", 1, 1)])
+    store.admit(["a", "b"])  # known ids always pass
+    with pytest.raises(SensorLimitReached):
+        store.admit(["c"])
+
+
+def test_stale_flag_uses_receive_time():
+    now = [100.0]
+    store = DataStore(10, 5, clock=lambda: now[0])
+    store.put_many([record("a", 1, 1)])
+    assert store.all_latest(lambda r: 60)[0]["stale"] is False
+    now[0] = 200.0
+    assert store.all_latest(lambda r: 60)[0]["stale"] is True
+
+
+def test_decisions_newest_first_and_client_count():
+    store = DataStore(10, 5)
+    store.add_decisions([{"id": 1}, {"id": 2}, {"id": 3}])
+    assert [d["id"] for d in store.decisions(2)] == [3, 2]
+    store.client_connected(); store.client_connected(); store.client_disconnected()
+    assert store.clients == 1
