@@ -7,12 +7,14 @@ only when `app.extensions["bhs"].start()` is called (run.py does).
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask
 from flask_socketio import SocketIO
 
 from app.adapters.memory_history import MemoryHistory
-from app.api import errors, ingest, read
+from app import api
+from app.api import errors
 from app.config import Settings
 from app.realtime.broadcaster import Broadcaster
 from app.realtime.live import LiveNamespace
@@ -20,7 +22,10 @@ from app.runtime import Runtime
 from app.security import Credentials, generated_token
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
+from app.services.network import Network
 from app.services.pipeline import IngestPipeline
+from app.services.simulation import NetworkSimulation
+from app.services.simulator import Simulator
 from app.services.store import DataStore
 
 logger = logging.getLogger(__name__)
@@ -55,22 +60,32 @@ def create_app(settings: Settings | None = None) -> Flask:
                         # None: same-origin only, unless CORS_ORIGINS lists more.
                         cors_allowed_origins=Settings.split(settings.cors_origins) or None)
     metrics = Metrics()
+    network = Network.load(settings.network_file)
     history = _build_history(settings)
     store = DataStore(settings.max_sensors, settings.recent_points)
     broadcaster = Broadcaster(
         socketio, "/live",
         interval_s=settings.broadcast_interval_ms / 1000,
         minor_interval_s=settings.minor_interval_ms / 1000,
-        deadband=lambda sensor_id: 0.0,
+        deadband=network.deadband,
         on_frame=lambda size: metrics.add("frames"))
-    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics)
+    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
+    simulator = None
+    if network.sensors:
+        simulation = NetworkSimulation(network, seed=settings.simulator_seed or 0,
+                                       start=time.time(), speed=settings.simulator_speed,
+                                       events_per_hour=settings.simulator_events_per_hour)
+        simulator = Simulator(simulation, lambda items: pipeline.ingest(items, "simulator"),
+                              spawn=socketio.start_background_task, sleep=socketio.sleep,
+                              autostart=settings.simulator_on)
     runtime = Runtime(settings=settings, store=store, history=history, pipeline=pipeline,
-                      broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings))
-    runtime.components = [history, broadcaster]
+                      broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
+                      network=network, simulator=simulator)
+    runtime.components = [c for c in (history, broadcaster, simulator) if c is not None]
     app.extensions["bhs"] = runtime
 
     errors.register_error_handlers(app)
-    for module in (ingest, read):
+    for module in (api.ingest, api.read, api.simulation):
         app.register_blueprint(module.bp)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,
                                         runtime.tokens.viewers))

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     simulator_seed: int | None = None
     # Simulated seconds per real second; 1 is real time.
     simulator_speed: float = 1.0
+    # Random events (leaks, surges ...) per simulated hour; 0 for none.
+    simulator_events_per_hour: float = 0.25
 
     # Decision engine.
     routing_interval_s: float = 30.0

@@ -15,10 +15,14 @@ from app.realtime.broadcaster import Broadcaster
 from app.security import Credentials
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
+from app.services.network import Network
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
 
 logger = logging.getLogger(__name__)
+
+# A registered sensor that misses this many reports in a row is shown as stale.
+STALE_INTERVALS = 3
 
 
 @dataclass
@@ -30,6 +34,8 @@ class Runtime:
     broadcaster: Broadcaster
     metrics: Metrics
     tokens: Credentials
+    network: Network
+    simulator: object | None = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.
@@ -49,7 +55,12 @@ class Runtime:
 
     # -- views used by the API and the snapshot -----------------------------
     def stale_after(self, record: dict) -> float:
-        return self.settings.stale_after_s
+        """Registered sensors are stale after missing STALE_INTERVALS reports."""
+        interval = self.network.interval(record["sensor_id"])
+        return STALE_INTERVALS * interval if interval else self.settings.stale_after_s
+
+    def network_view(self) -> dict:
+        return self.network.to_api()
 
     def live_readings(self) -> list[dict]:
         return self.store.all_latest(self.stale_after)

@@ -1,0 +1,2 @@
+"""HTTP entry points: one blueprint module per audience."""
+from app.api import ingest, read, simulation  # noqa: F401

@@ -5,10 +5,12 @@ import json
 from functools import wraps
 
 from flask import current_app, g, request
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from app.errors import DomainError
+from app.errors import DomainError, InvalidInput
 from app.security import bearer_token
+from app.services.pipeline import validation_details
 
 # Deepest JSON nesting we parse; a reading is two levels deep, a batch three.
 MAX_JSON_DEPTH = 32
@@ -67,6 +69,14 @@ def json_body():
         return json.loads(text)
     except (ValueError, RecursionError) as error:
         raise BadRequest(f"malformed JSON: {error}") from None
+
+
+def parse_model(model: type[BaseModel], body):
+    """Validate a JSON body into `model`; 422 with one detail per problem."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise InvalidInput("invalid request", validation_details(error, batch=False)) from None
 
 
 def _require(tokens_attr: str, role: str, optional: bool):

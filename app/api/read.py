@@ -54,6 +54,12 @@ def history(sensor_id: str):
                    every=request.args.get("every"), fn=query.fn)
 
 
+@bp.get("/api/network")
+@require_viewer
+def network():
+    return jsonify(services().network_view())
+
+
 @bp.get("/api/health")
 def health():
     return jsonify(services().health())

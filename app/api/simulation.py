@@ -1,0 +1,54 @@
+"""The simulator's endpoints: start, stop, state, trigger events, set the baseline."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from app.api.common import json_body, parse_model, require_operator, require_viewer, services
+from app.errors import Conflict
+from app.models import SimulationBaseline, SimulationEvent
+
+bp = Blueprint("simulation", __name__, url_prefix="/api/simulation")
+
+
+def _simulator():
+    simulator = services().simulator
+    if simulator is None:
+        raise Conflict("the simulator needs a network model with sensors")
+    return simulator
+
+
+@bp.get("")
+@require_viewer
+def state():
+    return jsonify(_simulator().state())
+
+
+@bp.post("/start")
+@require_operator
+def start():
+    started = _simulator().resume()
+    return jsonify(ok=True, started=started, **_simulator().state())
+
+
+@bp.post("/stop")
+@require_operator
+def stop():
+    _simulator().stop()
+    return jsonify(ok=True, **_simulator().state())
+
+
+@bp.post("/trigger")
+@require_operator
+def trigger():
+    request = parse_model(SimulationEvent, json_body())
+    event = _simulator().simulation.trigger(request.event, request.target, request.magnitude,
+                                            request.duration_s)
+    return jsonify(ok=True, event=event.to_dict()), 201
+
+
+@bp.post("/baseline")
+@require_operator
+def baseline():
+    request = parse_model(SimulationBaseline, json_body())
+    _simulator().simulation.set_baseline(request.target, request.factor)
+    return jsonify(ok=True, target=request.target, factor=request.factor)
