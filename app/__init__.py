@@ -12,14 +12,19 @@ import time
 from flask import Flask
 from flask_socketio import SocketIO
 
-from app.adapters.memory_history import MemoryHistory
 from app import api
+from app.adapters.memory_history import MemoryHistory
 from app.api import errors
 from app.config import Settings
 from app.realtime.broadcaster import Broadcaster
+from app.realtime.control import ControlNamespace
 from app.realtime.live import LiveNamespace
 from app.runtime import Runtime
 from app.security import Credentials, generated_token
+from app.services.alerts import AlertBook
+from app.services.commands import CommandPublisher, MemoryCommands
+from app.services.controls import ControlService
+from app.services.engine import DecisionEngine
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
 from app.services.network import Network
@@ -33,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 def _build_history(settings: Settings) -> HistoryRepository:
     return MemoryHistory()
+
+
+def _build_commands(settings: Settings) -> CommandPublisher:
+    return MemoryCommands()
 
 
 def _credentials(settings: Settings) -> Credentials:
@@ -49,6 +58,18 @@ def _credentials(settings: Settings) -> Credentials:
     return Credentials(devices, operators, Settings.split(settings.viewer_tokens))
 
 
+def _alert_event(history: HistoryRepository):
+    def record(alert: dict) -> None:
+        history.write_event(
+            "alert", {"condition": alert["condition"], "severity": alert["severity"],
+                      "state": alert["state"], "node_id": alert.get("node_id") or ""},
+            {"id": alert["id"], "message": alert["message"],
+             "value": float(alert["value"]) if alert.get("value") is not None else 0.0,
+             "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else 0.0},
+            time.time())
+    return record
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
@@ -59,9 +80,15 @@ def create_app(settings: Settings | None = None) -> Flask:
                         message_queue=settings.socketio_message_queue,
                         # None: same-origin only, unless CORS_ORIGINS lists more.
                         cors_allowed_origins=Settings.split(settings.cors_origins) or None)
-    metrics = Metrics()
+    spawn, sleep = socketio.start_background_task, socketio.sleep
+
+    # Adapters.
     network = Network.load(settings.network_file)
     history = _build_history(settings)
+    commands = _build_commands(settings)
+
+    # Services.
+    metrics = Metrics()
     store = DataStore(settings.max_sensors, settings.recent_points)
     broadcaster = Broadcaster(
         socketio, "/live",
@@ -69,24 +96,39 @@ def create_app(settings: Settings | None = None) -> Flask:
         minor_interval_s=settings.minor_interval_ms / 1000,
         deadband=network.deadband,
         on_frame=lambda size: metrics.add("frames"))
+    broadcast = broadcaster.emit
+    alerts = AlertBook(broadcast, _alert_event(history))
+    controls = ControlService(network, history, commands, alerts, broadcast,
+                              mode=settings.operating_mode)
+    engine = DecisionEngine(
+        network, store, controls, alerts, history, broadcast, spawn, sleep,
+        interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
+        demand_trigger=settings.routing_demand_trigger,
+        leak_excess_ratio=settings.leak_excess_ratio,
+        leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio)
     pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
+    pipeline.add_hook(engine.observe)
+
     simulator = None
     if network.sensors:
         simulation = NetworkSimulation(network, seed=settings.simulator_seed or 0,
                                        start=time.time(), speed=settings.simulator_speed,
                                        events_per_hour=settings.simulator_events_per_hour)
         simulator = Simulator(simulation, lambda items: pipeline.ingest(items, "simulator"),
-                              spawn=socketio.start_background_task, sleep=socketio.sleep,
-                              autostart=settings.simulator_on)
+                              spawn=spawn, sleep=sleep, autostart=settings.simulator_on)
+
     runtime = Runtime(settings=settings, store=store, history=history, pipeline=pipeline,
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
-                      network=network, simulator=simulator)
-    runtime.components = [c for c in (history, broadcaster, simulator) if c is not None]
+                      network=network, simulator=simulator, controls=controls, alerts=alerts,
+                      engine=engine, commands=commands)
+    runtime.components = [c for c in (history, broadcaster, engine, simulator) if c is not None]
     app.extensions["bhs"] = runtime
 
+    # Entry points.
     errors.register_error_handlers(app)
-    for module in (api.ingest, api.read, api.simulation):
+    for module in (api.ingest, api.read, api.control, api.simulation):
         app.register_blueprint(module.bp)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,
                                         runtime.tokens.viewers))
+    socketio.on_namespace(ControlNamespace("/control", controls, runtime.tokens.operators))
     return app

@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     # Random events (leaks, surges ...) per simulated hour; 0 for none.
     simulator_events_per_hour: float = 0.25
 
-    # Decision engine.
+    # Decision engine. `manual`: it recommends and operators act; `auto`: its
+    # decisions are sent to the devices as commands.
+    operating_mode: Literal["auto", "manual"] = "manual"
     routing_interval_s: float = 30.0
     routing_debounce_s: float = 1.0
     # Relative change of a zone's demand that makes the engine re-plan.

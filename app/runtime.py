@@ -15,7 +15,13 @@ from app.realtime.broadcaster import Broadcaster
 from app.security import Credentials
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
+from app.services.alerts import AlertBook
+from app.services.commands import CommandPublisher
+from app.services.controls import ControlService
+from app.services.engine import DecisionEngine
 from app.services.network import Network
+from app.services.simulator import Simulator
+from app.services.health import network_score
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
 
@@ -35,7 +41,11 @@ class Runtime:
     metrics: Metrics
     tokens: Credentials
     network: Network
-    simulator: object | None = None
+    simulator: Simulator | None
+    controls: ControlService
+    alerts: AlertBook
+    engine: DecisionEngine
+    commands: CommandPublisher
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.
@@ -60,7 +70,7 @@ class Runtime:
         return STALE_INTERVALS * interval if interval else self.settings.stale_after_s
 
     def network_view(self) -> dict:
-        return self.network.to_api()
+        return self.network.to_api(self.controls.link_status())
 
     def live_readings(self) -> list[dict]:
         return self.store.all_latest(self.stale_after)
@@ -70,20 +80,26 @@ class Runtime:
             "sensors": self.live_readings(),
             "routing": self.store.routing,
             "decisions": self.store.decisions(50),
-            "alerts": [],
+            "alerts": self.alerts.listing(include_cleared=False),
             "health": self.health(),
         }
 
     def health(self) -> dict:
         services = {"influxdb": self.history.health() if self.history.name == "influxdb" else "disabled",
-                    "mqtt": "disabled"}
+                    "mqtt": self.commands.health(),
+                    "routing": self.engine.status}
         degraded = any(state == "down" for state in services.values())
         readings = self.live_readings()
         stale = sum(1 for r in readings if r["stale"])
+        open_alerts = self.alerts.open_alerts()
+        short = self.engine.zones_in_shortfall()
+        score, reasons = network_score(open_alerts, short, stale, len(readings))
         return {
             "status": "degraded" if degraded else "ok",
-            "network": {"score": 100, "active_alerts": 0, "zones_in_shortfall": 0,
-                        "sensors": len(readings), "stale_sensors": stale, "reasons": []},
+            "network": {"score": score, "active_alerts": len(open_alerts),
+                        "critical_alerts": sum(a["severity"] == "critical" for a in open_alerts),
+                        "zones_in_shortfall": len(short), "sensors": len(readings),
+                        "stale_sensors": stale, "reasons": reasons},
             "services": services,
         }
 
@@ -95,5 +111,7 @@ class Runtime:
             "readings": {"ingested": self.metrics.summary("ingested"),
                          "rejected": self.metrics.summary("rejected")},
             "broadcast": {"frames": self.metrics.counter("frames").total},
+            "decisions": {"solves": self.engine.solves, "last_solve_ms": self.engine.last_solve_ms,
+                          "status": self.engine.status, "mode": self.controls.mode},
             "history": self.history.status(),
         }

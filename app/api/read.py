@@ -69,3 +69,24 @@ def health():
 @require_viewer
 def status():
     return jsonify(services().status())
+
+
+@bp.get("/api/routing")
+@require_viewer
+def routing():
+    return jsonify(services().engine.view())
+
+
+@bp.get("/api/decisions")
+@require_viewer
+def decisions():
+    return jsonify(decisions=services().store.decisions(_limit(10, 500)))
+
+
+@bp.get("/api/alerts")
+@require_viewer
+def alerts():
+    state = request.args.get("state", "active")
+    if state not in ("active", "all"):
+        raise InvalidInput("bad state", [{"field": "state", "message": "active or all"}])
+    return jsonify(alerts=services().alerts.listing(include_cleared=state == "all"))

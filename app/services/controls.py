@@ -1,0 +1,151 @@
+"""Operator controls: valves, pumps, isolation, operating mode, alert acks.
+
+Every control is validated against the network, applied to the control
+state the routing optimiser reads, audited to history, broadcast as
+`control_update` and published to the device through the command port.
+The decision engine in auto mode issues its commands through `command()`.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Callable
+
+from app.errors import InvalidInput, NotFound
+from app.models import ControlRequest
+from app.services.alerts import AlertBook
+from app.services.commands import CommandPublisher
+from app.services.history import HistoryRepository
+from app.services.network import Network
+from app.services.store import iso
+
+MODES = ("auto", "manual")
+# Controls kept in memory for /api/controls.
+AUDIT_KEPT = 500
+
+
+def _bad(field: str, message: str) -> InvalidInput:
+    return InvalidInput("invalid control", [{"field": field, "message": message}])
+
+
+class ControlService:
+    def __init__(self, network: Network, history: HistoryRepository, commands: CommandPublisher,
+                 alerts: AlertBook, broadcast: Callable[[str, dict], None],
+                 mode: str = "manual", clock: Callable[[], float] = time.time):
+        self.network = network
+        self.history = history
+        self.commands = commands
+        self.alerts = alerts
+        self.broadcast = broadcast
+        self.clock = clock
+        self.mode = mode
+        self.valve_open: dict[str, float] = {}     # link -> 0..100 %
+        self.pump_speed: dict[str, float] = {}     # link -> 0..100 % (off = 0)
+        self.isolated: set[str] = set()
+        self.listeners: list[Callable[[dict], None]] = []
+        self._ids = itertools.count(1)
+        self._prefix = format(int(clock()), "x")
+        self._lock = threading.Lock()
+        self.audit: list[dict] = []
+
+    # -- what the optimiser reads ----------------------------------------------
+    def link_factors(self) -> dict[str, float]:
+        factors = {link: pct / 100 for link, pct in self.valve_open.items()}
+        factors.update({link: pct / 100 for link, pct in self.pump_speed.items()})
+        return factors
+
+    def link_status(self) -> dict[str, str]:
+        status = {}
+        for link in self.network.links.values():
+            if link.id in self.isolated or link.from_ in self.isolated or link.to in self.isolated:
+                status[link.id] = "isolated"
+            elif self.pump_speed.get(link.id) == 0 or self.valve_open.get(link.id) == 0:
+                status[link.id] = "closed"
+        return status
+
+    # -- applying a control -------------------------------------------------------
+    def apply(self, request: ControlRequest, operator: str, source_ip: str | None = None) -> dict:
+        """An operator's control: changes the state the next plan is built on."""
+        value = self._validate_and_apply(request, operator)
+        control = self._send(request, value, operator, "operator", source_ip)
+        for listener in self.listeners:
+            listener(control)
+        return control
+
+    def issue(self, action: str, target: str, value, reason: str) -> dict:
+        """The engine's command in auto mode: sent to the device and audited, but
+        not a constraint on the next plan (it *is* the plan)."""
+        request = ControlRequest(action=action, target=target, value=value, reason=reason)
+        return self._send(request, value, "engine", "engine", None)
+
+    def _send(self, request: ControlRequest, value, operator: str, origin: str,
+              source_ip: str | None) -> dict:
+        control = {
+            "id": f"c{self._prefix}-{next(self._ids)}", "action": request.action,
+            "target": request.target, "value": value, "reason": request.reason,
+            "operator": operator, "origin": origin, "timestamp": iso(self.clock()),
+            "source_ip": source_ip, "result": "applied",
+        }
+        with self._lock:
+            self.audit.append(control)
+            del self.audit[:-AUDIT_KEPT]
+        self.history.write_event(
+            "control", {"action": request.action, "target": request.target or "",
+                        "operator": operator, "origin": origin},
+            {"value": str(value), "reason": request.reason or "", "result": "applied",
+             "source_ip": source_ip or ""}, self.clock())
+        if request.action != "ack_alert":
+            self.commands.publish(request.target or "mode", {
+                "action": request.action, "target": request.target, "value": value,
+                "id": control["id"], "timestamp": control["timestamp"]})
+        public = {k: v for k, v in control.items() if k != "source_ip"}
+        self.broadcast("control_update", public)
+        return public
+
+    def recent(self, limit: int) -> list[dict]:
+        with self._lock:
+            return list(reversed(self.audit))[:limit]
+
+    def _validate_and_apply(self, request: ControlRequest, operator: str):
+        action, target, value = request.action, request.target, request.value
+        net = self.network
+        if action == "set_mode":
+            mode = str(value or target or "").lower()
+            if mode not in MODES:
+                raise _bad("value", "set_mode takes 'auto' or 'manual'")
+            self.mode = mode
+            return mode
+        if not target:
+            raise _bad("target", f"{action} needs a target")
+        if action == "ack_alert":
+            return self.alerts.acknowledge(target, operator)["id"]
+        if action in ("isolate", "restore"):
+            if target not in net.nodes and target not in net.links:
+                raise NotFound(f"no node or link '{target}'")
+            (self.isolated.add if action == "isolate" else self.isolated.discard)(target)
+            return action == "isolate"
+        link = net.links.get(target)
+        if link is None:
+            raise NotFound(f"no link '{target}'")
+        if action == "set_valve":
+            if link.kind != "valve":
+                raise _bad("target", f"'{target}' is a {link.kind}, not a valve")
+            percent = self._percent(value)
+            self.valve_open[target] = percent
+            return percent
+        # set_pump
+        if link.kind != "pump":
+            raise _bad("target", f"'{target}' is a {link.kind}, not a pump")
+        if isinstance(value, str) and value.lower() in ("on", "off"):
+            speed = 100.0 if value.lower() == "on" else 0.0
+        else:
+            speed = self._percent(value)
+        self.pump_speed[target] = speed
+        return "off" if speed == 0 else ("on" if speed == 100 else speed)
+
+    @staticmethod
+    def _percent(value) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise _bad("value", "a number from 0 to 100 (percent)")
+        return float(value)
