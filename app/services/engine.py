@@ -70,6 +70,7 @@ class DecisionEngine:
         self.last_solve_ms: float | None = None
         self._excluded: dict[str, str] = {}
         self.plan_excluded: set[str] = set()     # sources excluded in the last good plan
+        self.plan_isolated: set[str] = set()     # ids isolated in the last good plan
         self._why: list[str] = []
         self._wake = threading.Event()
         self._running = False
@@ -206,6 +207,7 @@ class DecisionEngine:
             decisions = self._decide(self.plan, plan, inputs, why, confidence, excluded_before)
             self.plan = plan
             self.plan_excluded = set(inputs.excluded_sources)
+            self.plan_isolated = set(inputs.isolated)
             self.status, self.message = "optimal", ""
             self._levels_at_plan = {glr.id: 100 * inputs.volume.get(glr.id, glr.volume) / glr.max_volume
                                     for glr in self.network.of_kind("reservoir")}
@@ -234,6 +236,12 @@ class DecisionEngine:
                                                 if len(why) > MAX_CAUSES else "")
         cause = cause or "periodic re-optimisation for cost"
         decisions = []
+        for source_id in sorted(inputs.isolated & set(new.sources) - self.plan_isolated):
+            name = net.nodes[source_id].name
+            before = old.sources.get(source_id, 0.0) if old else 0.0
+            decisions.append(self._decision(
+                "isolate_source", f"Take {name} out of supply ({before:.0f} → 0 MLD)", source_id,
+                f"{cause}; its {before:.0f} MLD is made up from other sources and storage", 0.95))
         for source_id, reason in inputs.excluded_sources.items():
             if source_id not in excluded_before:
                 name = net.nodes[source_id].name

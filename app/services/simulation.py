@@ -36,12 +36,20 @@ SECONDS_PER_DAY = 86_400.0
 FIRST_REPORT_S = 3.0
 
 
+def _diurnal_shape(hour: float, weekend: bool) -> float:
+    # Weekends: a later, lower morning peak.
+    morning_at, morning = (9.0, 0.4) if weekend else (7.0, 0.6)
+    return (0.45 + morning * math.exp(-((hour - morning_at) / 2.0) ** 2)
+            + 0.5 * math.exp(-((hour - 19.5) / 2.5) ** 2))
+
+
+_DAILY_MEAN = {weekend: sum(_diurnal_shape(m / 60, weekend) for m in range(1440)) / 1440
+               for weekend in (False, True)}
+
+
 def diurnal(hour: float, weekend: bool) -> float:
-    """Demand multiplier, mean about 1 over a day: morning and evening peaks."""
-    morning_at, morning = (9.0, 0.35) if weekend else (7.0, 0.55)
-    shape = (0.62 + morning * math.exp(-((hour - morning_at) / 1.6) ** 2)
-             + 0.45 * math.exp(-((hour - 19.5) / 2.0) ** 2))
-    return shape / (0.80 if weekend else 0.84)
+    """Demand multiplier with mean 1 over a day: morning and evening peaks."""
+    return _diurnal_shape(hour, weekend) / _DAILY_MEAN[weekend]
 
 
 @dataclass
