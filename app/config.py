@@ -14,7 +14,8 @@ BUNDLED_NETWORK = Path(__file__).parent / "data" / "bengaluru.json"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Empty values (`SIMULATOR=` in a copied .env.example) mean "unset".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # Listen address and server mode.
     host: str = "0.0.0.0"
