@@ -60,6 +60,8 @@ class Link(BaseModel):
     capacity: NonNegative
     # Pumping energy per m3 moved (kWh/m3), for pumps; 0 for gravity.
     energy: NonNegative = 0.0
+    # A pipe water may flow through either way (EPANET pipes); flow may be negative.
+    bidirectional: bool = False
 
 
 class Sensor(BaseModel):
@@ -109,6 +111,9 @@ class Network:
     @classmethod
     def load(cls, path: Path | str) -> "Network":
         path = Path(path)
+        if path.suffix.lower() == ".inp":
+            from app.adapters.epanet import load_inp  # optional extra: wntr
+            return load_inp(path)
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:

@@ -1,7 +1,8 @@
 """Optimal water routing as a linear programme, solved by HiGHS (scipy).
 
 Variables, all in MLD except volumes (ML):
-  f_l        flow on each link, 0 .. capacity x opening (0 when isolated)
+  f_l        flow on each link, 0 .. capacity x opening (0 when isolated);
+             a bidirectional pipe may also carry down to -capacity
   s_i        output of each source, 0 .. capacity (0 when excluded)
   short_z    shortfall of each zone, 0 .. demand
   v_r        each reservoir's volume at the end of the step, min .. max
@@ -136,6 +137,7 @@ class RoutingModel:
         cost[self.col_up:] = CHANGE_PENALTY
         self.cost = cost
         self.capacity = np.array([link.capacity for link in self.links])
+        self.bidirectional = np.array([link.bidirectional for link in self.links], dtype=bool)
         self.target = np.array([TARGET_FILL * r.max_volume for r in self.reservoirs])
 
     def solve(self, inputs: RoutingInputs) -> RoutingPlan:
@@ -149,6 +151,7 @@ class RoutingModel:
         closed = np.array([link.id in isolated or link.from_ in isolated or link.to in isolated
                            for link in self.links])
         upper[:nl] = np.where(closed, 0.0, self.capacity * np.clip(factor, 0.0, 1.0))
+        lower[:nl] = np.where(self.bidirectional, -upper[:nl], 0.0)
         for k, source in enumerate(self.sources):
             off = source.id in isolated or source.id in inputs.excluded_sources
             upper[self.col_s + k] = 0.0 if off else source.capacity

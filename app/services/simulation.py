@@ -163,6 +163,11 @@ class NetworkSimulation:
                 readings.append({"sensor_id": sensor_id, "value": self._read(sensor_id)})
         return readings
 
+    def read_all(self, t: float) -> list[dict]:
+        """Advance to `t` and read every sensor, due or not (load generation)."""
+        self.step(t)
+        return [{"sensor_id": sensor_id, "value": self._read(sensor_id)} for sensor_id in self.due]
+
     # -- physics -------------------------------------------------------------------
     def _strength(self, kind: str, target: str) -> float:
         return max((e.strength(self.t) * e.magnitude for e in self.events
