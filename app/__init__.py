@@ -36,8 +36,17 @@ from app.services.store import DataStore
 logger = logging.getLogger(__name__)
 
 
-def _build_history(settings: Settings) -> HistoryRepository:
-    return MemoryHistory()
+def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
+    if not settings.influxdb_url:
+        return MemoryHistory()
+    from app.adapters.influx import InfluxHistory
+    from app.adapters.spool import DiskSpool
+
+    spool = DiskSpool(settings.instance_dir / "spool", settings.spool_max_bytes)
+    return InfluxHistory(settings.influxdb_url, settings.influxdb_token, settings.influxdb_org,
+                         settings.influxdb_bucket, spool, spawn, sleep,
+                         batch_lines=settings.influx_batch_lines,
+                         flush_interval_s=settings.influx_flush_ms / 1000)
 
 
 def _build_commands(settings: Settings) -> CommandPublisher:
@@ -84,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Adapters.
     network = Network.load(settings.network_file)
-    history = _build_history(settings)
+    history = _build_history(settings, spawn, sleep)
     commands = _build_commands(settings)
 
     # Services.

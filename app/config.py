@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     influxdb_org: str = ""
     influxdb_bucket: str = "water"
     instance_dir: Path = Path("instance")
+    # Lines per write request, and how long a partial batch may wait (ms):
+    # 5000 lines is about 0.5 MB before gzip, well under InfluxDB's limits.
+    influx_batch_lines: int = 5000
+    influx_flush_ms: int = 100
+    # Disk spool for history that could not be written; oldest dropped past this.
+    spool_max_bytes: int = 512 * 1024 * 1024
 
     # MQTT.
     mqtt_url: str | None = None

@@ -97,3 +97,25 @@ def server(tmp_path_factory):
     proc = ServerProcess(tmp_path_factory.mktemp("server")).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def influx(tmp_path_factory):
+    """A real influxd behind the test-only v2 write bridge (see tests/services.py)."""
+    from tests.services import InfluxServer, V2WriteBridge
+    server = InfluxServer(tmp_path_factory.mktemp("influxd")).start()
+    bridge = V2WriteBridge(server.url).start()
+    server.bridge = bridge
+    yield server
+    bridge.stop()
+    server.stop()
+
+
+@pytest.fixture
+def influx_db(influx, request):
+    """A fresh database (bucket) per test, and the server settings that use it."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    influx.query("", f'DROP DATABASE "{name}"')
+    influx.query("", f'CREATE DATABASE "{name}"')
+    return name, {"INFLUXDB_URL": influx.bridge.url, "INFLUXDB_TOKEN": "test-token",
+                  "INFLUXDB_ORG": "bhs", "INFLUXDB_BUCKET": name}

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 _FIELD_NAMES = {"sensorId": "sensor_id", "latencyMs": "latency_ms"}
 
 _READINGS = TypeAdapter(list[Reading])
+RECEIPT_SPACING_S = 1e-6
 
 
 class SensorDefaults(Protocol):
@@ -101,11 +102,13 @@ class IngestPipeline:
 
     def _records(self, readings: Iterable[Reading], now: float) -> list[dict]:
         defaults_of = self.registry.defaults
-        received = iso(now)
         records = []
-        for reading in readings:
+        for index, reading in enumerate(readings):
             if reading.timestamp is None:
-                ts, stamp = now, received
+                # Readings stamped on receipt are spread 1 us apart, so several
+                # readings of one sensor in a batch stay distinct points in history.
+                ts = now + index * RECEIPT_SPACING_S
+                stamp = iso(ts)
             else:
                 ts = reading.timestamp.timestamp()
                 stamp = iso(ts)

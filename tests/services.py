@@ -1,0 +1,172 @@
+"""Real services for the tests, from Debian's packages, on free loopback ports.
+
+Each is installed if missing (apt-get), started with its own config and data
+folder under the test's temporary directory, and stopped at the end.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import requests
+
+from tests.conftest import free_port
+
+_apt_updated = False
+
+
+def ensure_installed(binary: str, package: str) -> str:
+    global _apt_updated
+    path = shutil.which(binary)
+    if path:
+        return path
+    if not _apt_updated:
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        _apt_updated = True
+    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", package], check=True,
+                   capture_output=True, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    path = shutil.which(binary)
+    assert path, f"{package} installed but {binary} not found"
+    return path
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout}s")
+
+
+class InfluxServer:
+    """influxd 1.6.7 (Debian's only InfluxDB), bound to 127.0.0.1 with its own folders.
+
+    Debian has no InfluxDB 2.x, whose /api/v2/write our client uses; see
+    V2WriteBridge for how the tests bridge that.
+    """
+
+    def __init__(self, folder: Path):
+        self.binary = ensure_installed("influxd", "influxdb")
+        self.folder = folder
+        self.http_port, self.rpc_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.config = folder / "influxdb.conf"
+        text = subprocess.run([self.binary, "config"], capture_output=True, text=True, check=True).stdout
+        text = text.replace("/var/lib/influxdb", str(folder))
+        text = re.sub(r'^bind-address = ".*"', f'bind-address = "127.0.0.1:{self.rpc_port}"', text, flags=re.M)
+        text = re.sub(r'(\[http\][^\[]*?bind-address = )"[^"]*"', rf'\1"127.0.0.1:{self.http_port}"', text, flags=re.S)
+        text = re.sub(r"reporting-enabled = true", "reporting-enabled = false", text)
+        text = re.sub(r"(\[monitor\][^\[]*?store-enabled = )true", r"\1false", text, flags=re.S)
+        text = re.sub(r"(\[http\][^\[]*?log-enabled = )true", r"\1false", text, flags=re.S)
+        self.config.write_text("reporting-disabled = true\n" + text)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "InfluxServer":
+        log = open(self.folder / "influxd.log", "ab")
+        self.process = subprocess.Popen([self.binary, "-config", str(self.config)], stdout=log, stderr=log)
+        wait_until(lambda: requests.get(self.url + "/ping", timeout=1).status_code == 204, 30, "influxd")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def query(self, db: str, text: str) -> list[dict]:
+        reply = requests.post(self.url + "/query", params={"db": db, "q": text, "epoch": "ns"}, timeout=10)
+        reply.raise_for_status()
+        rows = []
+        for series in reply.json()["results"][0].get("series", []):
+            rows += [dict(zip(series["columns"], values)) for values in series["values"]]
+        return rows
+
+    def count(self, db: str, measurement: str = "sensor_reading", where: str = "") -> int:
+        rows = self.query(db, f'SELECT count(*) FROM "{measurement}" {where}')
+        return max((v for k, v in rows[0].items() if k.startswith("count")), default=0) if rows else 0
+
+
+# influxd 1.6.7 reads unknown precisions as nanoseconds (STACK-NOTES), so map them.
+_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
+
+
+class V2WriteBridge:
+    """Tests only: maps POST /api/v2/write?bucket=B&precision=P to 1.x's /write?db=B.
+
+    Everything else (/query, /ping) passes through unchanged, so the
+    production code talks to this exactly as to an InfluxDB 2.x server.
+    """
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        bridge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self, method: str):
+                parsed = urlparse(self.path)
+                params = parse_qs(parsed.query)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = parsed.path
+                if path == "/api/v2/write":
+                    mapped = {"db": params.get("bucket", [""])[0],
+                              "precision": _PRECISION.get(params.get("precision", ["ns"])[0], "n")}
+                    path, query = "/write", urlencode(mapped)
+                else:
+                    query = parsed.query
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("content-type", "content-encoding", "accept")}
+                try:
+                    reply = requests.request(method, f"{bridge.upstream}{path}?{query}", data=body,
+                                             headers=headers, timeout=30)
+                except requests.RequestException:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(reply.status_code)
+                content = reply.content
+                self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_GET(self):
+                self._forward("GET")
+
+            def do_POST(self):
+                self._forward("POST")
+
+            def do_HEAD(self):
+                self._forward("HEAD")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "V2WriteBridge":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
