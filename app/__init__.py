@@ -46,7 +46,8 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
     return InfluxHistory(settings.influxdb_url, settings.influxdb_token, settings.influxdb_org,
                          settings.influxdb_bucket, spool, spawn, sleep,
                          batch_lines=settings.influx_batch_lines,
-                         flush_interval_s=settings.influx_flush_ms / 1000)
+                         flush_interval_s=settings.influx_flush_ms / 1000,
+                         gzip=settings.influx_gzip)
 
 
 def _build_commands(settings: Settings) -> CommandPublisher:

@@ -170,3 +170,15 @@ class V2WriteBridge:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":
+    # `python -m tests.services bridge <upstream-url> <port>`: a bridge in its own
+    # process, so a benchmark doesn't pay for it in the process it measures.
+    import sys
+    _, kind, upstream, port = sys.argv
+    bridge = V2WriteBridge(upstream)
+    bridge.server.server_close()
+    bridge.port, bridge.url = int(port), f"http://127.0.0.1:{port}"
+    bridge.server = ThreadingHTTPServer(("127.0.0.1", bridge.port), bridge.server.RequestHandlerClass)
+    bridge.server.serve_forever()

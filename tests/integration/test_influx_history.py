@@ -171,3 +171,30 @@ def test_graceful_shutdown_flushes_the_buffer(start_server, influx, influx_db):
     assert influx.count(db) == 0                  # still buffered: the flush interval is a minute
     assert server.stop() == 0
     assert influx.count(db) == 300
+
+
+def test_rejected_data_is_counted_not_retried_forever(influx, influx_db, tmp_path):
+    """A batch the database refuses (a field type conflict) is dropped and counted;
+    it must not block the batches behind it."""
+    import threading
+
+    from app.adapters.influx import InfluxHistory
+    from app.adapters.spool import DiskSpool
+
+    db, env = influx_db
+    history = InfluxHistory(env["INFLUXDB_URL"], "t", "bhs", db, DiskSpool(tmp_path / "spool", 1 << 20),
+                            spawn=lambda fn: threading.Thread(target=fn, daemon=True).start(),
+                            sleep=time.sleep)
+    history.start()
+    try:
+        good = {"sensor_id": "rej-1", "value": 1.0, "metric": "flow", "node_id": None, "zone": None,
+                "latency_ms": None, "ts": time.time()}
+        history.write_readings([good])
+        wait_for(lambda: history.status()["written"], lambda n: n == 1)
+        history.write_event("sensor_reading", {"sensor_id": "rej-1"}, {"value": "not a number"}, time.time())
+        wait_for(lambda: history.status()["failed"], lambda n: n == 1)
+        history.write_readings([{**good, "ts": time.time()}])
+        wait_for(lambda: history.status()["written"], lambda n: n == 2)
+        assert history.health() == "ok" and history.status()["spooled"] == 0
+    finally:
+        history.stop()
