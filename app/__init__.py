@@ -50,10 +50,6 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
                          gzip=settings.influx_gzip)
 
 
-def _build_commands(settings: Settings) -> CommandPublisher:
-    return MemoryCommands()
-
-
 def _credentials(settings: Settings) -> Credentials:
     operators = Settings.split(settings.operator_tokens)
     if not operators:
@@ -80,6 +76,18 @@ def _alert_event(history: HistoryRepository):
     return record
 
 
+def _presence_alerts(alerts: AlertBook):
+    """An unexpected `offline` (a device's last will) raises an alert; `online` clears it."""
+    def on_presence(device_id: str, state: str, news: bool) -> None:
+        if state == "offline" and news:
+            alerts.raise_(device_id, "device_offline", "warning", f"Device {device_id} went offline",
+                          node_id=None, sensor_id=None, metric="status", value=0.0, threshold=None,
+                          device_id=device_id)
+        elif state == "online":
+            alerts.clear(device_id, "device_offline")
+    return on_presence
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
@@ -95,7 +103,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Adapters.
     network = Network.load(settings.network_file)
     history = _build_history(settings, spawn, sleep)
-    commands = _build_commands(settings)
 
     # Services.
     metrics = Metrics()
@@ -108,6 +115,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         on_frame=lambda size: metrics.add("frames"))
     broadcast = broadcaster.emit
     alerts = AlertBook(broadcast, _alert_event(history))
+    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
+    mqtt_link = None
+    if settings.mqtt_url:
+        from app.adapters.mqtt import MqttLink
+        mqtt_link = MqttLink(settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
+                             pipeline.ingest, metrics, spawn, sleep, settings.max_body_bytes,
+                             on_presence=_presence_alerts(alerts))
+    commands: CommandPublisher = mqtt_link or MemoryCommands()
     controls = ControlService(network, history, commands, alerts, broadcast,
                               mode=settings.operating_mode)
     engine = DecisionEngine(
@@ -116,7 +131,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         demand_trigger=settings.routing_demand_trigger,
         leak_excess_ratio=settings.leak_excess_ratio,
         leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio)
-    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
     pipeline.add_hook(engine.observe)
 
     simulator = None
@@ -130,8 +144,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings=settings, store=store, history=history, pipeline=pipeline,
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
-                      engine=engine, commands=commands)
-    runtime.components = [c for c in (history, broadcaster, engine, simulator) if c is not None]
+                      engine=engine, commands=commands, mqtt=mqtt_link)
+    runtime.components = [c for c in (history, broadcaster, engine, mqtt_link, simulator) if c is not None]
     app.extensions["bhs"] = runtime
 
     # Entry points.

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # MQTT.
     mqtt_url: str | None = None
     mqtt_topic_prefix: str = "water"
+    # Stable, so the broker keeps our persistent session across restarts. Give
+    # each instance its own when running several.
+    mqtt_client_id: str = "bhs-server"
 
     # Credentials: comma-separated; a value may be given as `sha256:<hex>`.
     device_keys: str = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from app.config import Settings
 from app.realtime.broadcaster import Broadcaster
@@ -24,6 +24,9 @@ from app.services.simulator import Simulator
 from app.services.health import network_score
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
+
+if TYPE_CHECKING:
+    from app.adapters.mqtt import MqttLink
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class Runtime:
     alerts: AlertBook
     engine: DecisionEngine
     commands: CommandPublisher
+    mqtt: MqttLink | None = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.
@@ -70,7 +74,14 @@ class Runtime:
         return STALE_INTERVALS * interval if interval else self.settings.stale_after_s
 
     def network_view(self) -> dict:
-        return self.network.to_api(self.controls.link_status())
+        view = self.network.to_api(self.controls.link_status())
+        devices = self.mqtt.devices if self.mqtt else {}
+        if devices:   # a device named after a sensor or its node reports its presence
+            for sensor in view["sensors"]:
+                device = devices.get(sensor["id"]) or devices.get(sensor["node"])
+                if device:
+                    sensor["device_state"] = device["state"]
+        return view
 
     def live_readings(self) -> list[dict]:
         return self.store.all_latest(self.stale_after)
@@ -114,4 +125,5 @@ class Runtime:
             "decisions": {"solves": self.engine.solves, "last_solve_ms": self.engine.last_solve_ms,
                           "status": self.engine.status, "mode": self.controls.mode},
             "history": self.history.status(),
+            "mqtt": self.mqtt.status() if self.mqtt else {"state": "disabled"},
         }

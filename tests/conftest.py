@@ -119,3 +119,11 @@ def influx_db(influx, request):
     influx.query("", f'CREATE DATABASE "{name}"')
     return name, {"INFLUXDB_URL": influx.bridge.url, "INFLUXDB_TOKEN": "test-token",
                   "INFLUXDB_ORG": "bhs", "INFLUXDB_BUCKET": name}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    from tests.services import MosquittoBroker
+    mosquitto = MosquittoBroker(tmp_path_factory.mktemp("mosquitto")).start()
+    yield mosquitto
+    mosquitto.stop()

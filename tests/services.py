@@ -110,9 +110,9 @@ class V2WriteBridge:
     production code talks to this exactly as to an InfluxDB 2.x server.
     """
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, port: int | None = None):
         self.upstream = upstream
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         bridge = self
 
@@ -172,13 +172,50 @@ class V2WriteBridge:
         self.server.server_close()
 
 
+class MosquittoBroker:
+    """Mosquitto with its own config and persistence folder, on a free loopback port.
+
+    It silently drops messages past `max_queued_messages` (default 1,000 per
+    client, even at QoS 1; STACK-NOTES), so the limit is set deliberately.
+    """
+
+    def __init__(self, folder: Path, max_queued: int = 100_000):
+        self.binary = ensure_installed("mosquitto", "mosquitto")
+        ensure_installed("mosquitto_pub", "mosquitto-clients")
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        (folder / "data").mkdir(exist_ok=True)
+        self.config = folder / "mosquitto.conf"
+        # As root it would drop to the mosquitto user and fail to write here.
+        self.config.write_text(
+            f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {folder / 'data'}/\nautosave_interval 1\n"
+            f"max_queued_messages {max_queued}\nmax_inflight_messages 100\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\n")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "MosquittoBroker":
+        import socket
+        log = open(self.folder / "mosquitto.log", "ab")
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+
+        def accepting():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        wait_until(accepting, 15, "mosquitto")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
 if __name__ == "__main__":
     # `python -m tests.services bridge <upstream-url> <port>`: a bridge in its own
     # process, so a benchmark doesn't pay for it in the process it measures.
     import sys
     _, kind, upstream, port = sys.argv
-    bridge = V2WriteBridge(upstream)
-    bridge.server.server_close()
-    bridge.port, bridge.url = int(port), f"http://127.0.0.1:{port}"
-    bridge.server = ThreadingHTTPServer(("127.0.0.1", bridge.port), bridge.server.RequestHandlerClass)
-    bridge.server.serve_forever()
+    V2WriteBridge(upstream, int(port)).server.serve_forever()
+

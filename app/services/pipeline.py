@@ -70,11 +70,14 @@ class IngestPipeline:
         """Analysis that sees every stored batch (quality, routing triggers)."""
         self.hooks.append(hook)
 
-    def ingest(self, items: list[Any], source: str, batch: bool = True) -> list[dict]:
+    def ingest(self, items: list[Any], source: str, batch: bool = True,
+               count_rejected: bool = True) -> list[dict]:
         """Validate and take in `items`; return the stored records.
 
         `batch=False` means a single reading: error details carry no index.
         Raises InvalidInput or SensorLimitReached, having stored nothing.
+        `count_rejected=False` is for callers that sort out and count the bad
+        items themselves (MQTT takes many messages in one call).
         """
         try:
             now = self.clock()
@@ -87,7 +90,8 @@ class IngestPipeline:
             records = self._records(readings, now)
             self.store.admit(r["sensor_id"] for r in records)
         except Exception:
-            self.metrics.add(f"rejected.{source}", len(items))
+            if count_rejected:
+                self.metrics.add(f"rejected.{source}", len(items))
             raise
         self.store.put_many(records)
         self.history.write_readings(records)
