@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Messages handed to the pipeline per call: one validation, one broadcast.
 DRAIN_BATCH = 2000
-# Packets read per select; and how long a select waits (keepalive and stop checks).
+# Most packets read per select; and how long a select waits (keepalive, stop checks).
 READ_BURST = 1000
 POLL_S = 0.1
 # Messages held before new ones are refused (counted): bounds memory if the
@@ -113,7 +113,7 @@ class MqttLink(CommandPublisher):
             try:
                 readable, _, _ = select.select([sock], [sock] if client.want_write() else [], [], POLL_S)
                 if readable:
-                    client.loop_read(max_packets=READ_BURST)
+                    self._read_burst()
                 if client.want_write():
                     client.loop_write()
                 client.loop_misc()
@@ -121,6 +121,19 @@ class MqttLink(CommandPublisher):
             except Exception:  # one bad turn must not end the link
                 logger.exception("MQTT network loop error")
                 self.sleep(POLL_S)
+
+    def _read_burst(self) -> None:
+        """Read packets while they keep coming, up to READ_BURST.
+
+        paho's loop_read reads one packet per call whatever `max_packets`
+        says (it derives the count from messages in flight), and reports
+        "no data" as success; a call that delivers no message ends the burst.
+        """
+        pending = self._pending
+        for _ in range(READ_BURST):
+            before = len(pending)
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(pending) == before:
+                return
 
     # -- paho callbacks: tiny, never raise ------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
