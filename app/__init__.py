@@ -24,14 +24,18 @@ from app.security import Credentials, generated_token
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher, MemoryCommands
 from app.services.controls import ControlService
+from app.services.data_quality import DataQuality
 from app.services.engine import DecisionEngine
+from app.services.forecast import DemandForecaster
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
+from app.services.monitor import Monitor
 from app.services.network import Network
 from app.services.pipeline import IngestPipeline
 from app.services.simulation import NetworkSimulation
 from app.services.simulator import Simulator
 from app.services.store import DataStore
+from app.services.thresholds import ThresholdMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +69,16 @@ def _credentials(settings: Settings) -> Credentials:
 
 
 def _alert_event(history: HistoryRepository):
+    """Each alert transition as an `alert` point: enough to rebuild open alerts at start-up."""
     def record(alert: dict) -> None:
         history.write_event(
             "alert", {"condition": alert["condition"], "severity": alert["severity"],
                       "state": alert["state"], "node_id": alert.get("node_id") or ""},
-            {"id": alert["id"], "message": alert["message"],
-             "value": float(alert["value"]) if alert.get("value") is not None else 0.0,
-             "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else 0.0},
+            {"id": alert["id"], "subject": alert["subject"], "message": alert["message"],
+             "sensor_id": alert.get("sensor_id") or "", "metric": alert.get("metric") or "",
+             "value": float(alert["value"]) if alert.get("value") is not None else None,
+             "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else None,
+             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or ""},
             time.time())
     return record
 
@@ -125,13 +132,23 @@ def create_app(settings: Settings | None = None) -> Flask:
     commands: CommandPublisher = mqtt_link or MemoryCommands()
     controls = ControlService(network, history, commands, alerts, broadcast,
                               mode=settings.operating_mode)
+    zones = [z.id for z in network.of_kind("zone")]
+    forecaster = DemandForecaster(
+        zones, {s.id: s.node for s in network.sensors.values()
+                if s.metric == "flow" and s.node in zones},
+        on_update=lambda view: broadcast("prediction_update", view))
     engine = DecisionEngine(
         network, store, controls, alerts, history, broadcast, spawn, sleep,
         interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
         demand_trigger=settings.routing_demand_trigger,
         leak_excess_ratio=settings.leak_excess_ratio,
-        leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio)
-    pipeline.add_hook(engine.observe)
+        leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio,
+        forecast=forecaster.next_step, expected_consumption=forecaster.expected_now)
+    alerts.listeners.append(engine.on_alert)
+    thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s)
+    pipeline.add_annotator(DataQuality().annotate)
+    for hook in (thresholds.observe, forecaster.observe_records, engine.observe):
+        pipeline.add_hook(hook)
 
     simulator = None
     if network.sensors:
@@ -144,8 +161,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings=settings, store=store, history=history, pipeline=pipeline,
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
-                      engine=engine, commands=commands, mqtt=mqtt_link)
-    runtime.components = [c for c in (history, broadcaster, engine, mqtt_link, simulator) if c is not None]
+                      engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster)
+    monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
+    pipeline.add_hook(monitor.observe)
+    runtime.components = [c for c in (history, broadcaster, engine, monitor, mqtt_link, simulator)
+                          if c is not None]
     app.extensions["bhs"] = runtime
 
     # Entry points.

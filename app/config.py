@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Relative change of a zone's demand that makes the engine re-plan.
     routing_demand_trigger: float = 0.05
 
+    # An alert clears once its value has stayed back in range this long (s).
+    alert_clear_after_s: float = 60.0
+
     # Leak detection: inflow above expected by this fraction ...
     leak_excess_ratio: float = 0.15
     # ... together with pressure this fraction below its normal range's floor.

@@ -19,9 +19,12 @@ from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
 from app.services.controls import ControlService
 from app.services.engine import DecisionEngine
+from app.services.forecast import DemandForecaster
 from app.services.network import Network
 from app.services.simulator import Simulator
 from app.services.health import network_score
+from app.services.wqi import WEIGHTS as WQI_WEIGHTS
+from app.services.wqi import station_indices
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
 
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # A registered sensor that misses this many reports in a row is shown as stale.
 STALE_INTERVALS = 3
+# Alert transitions read back from history at start-up to rebuild open alerts.
+ALERTS_REPLAYED = 5000
 
 
 @dataclass
@@ -50,12 +55,19 @@ class Runtime:
     engine: DecisionEngine
     commands: CommandPublisher
     mqtt: MqttLink | None = None
+    forecaster: DemandForecaster | None = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.
     components: list = field(default_factory=list)
 
     def start(self) -> None:
+        try:
+            reopened = self.alerts.restore(self.history.events("alert", ALERTS_REPLAYED))
+            if reopened:
+                logger.info("reopened %d alert(s) recorded as open before the restart", reopened)
+        except Exception as error:   # history down at start-up: start anyway
+            logger.warning("could not rebuild open alerts from history: %s", error)
         for component in self.components:
             component.start()
 
@@ -93,7 +105,19 @@ class Runtime:
             "decisions": self.store.decisions(50),
             "alerts": self.alerts.listing(include_cleared=False),
             "health": self.health(),
+            "wqi": self.wqi(),
+            "forecast": self.forecaster.view(self.clock()) if self.forecaster else None,
         }
+
+    def wqi(self) -> list[dict]:
+        """WQI of every node whose latest readings include enough quality parameters."""
+        by_node: dict[str, dict[str, float]] = {}
+        for sensor in self.network.sensors.values():
+            if sensor.metric in WQI_WEIGHTS:
+                record = self.store.latest(sensor.id)
+                if record is not None and record.get("quality", "good") != "bad":
+                    by_node.setdefault(sensor.node, {})[sensor.metric] = record["value"]
+        return station_indices(by_node)
 
     def health(self) -> dict:
         services = {"influxdb": self.history.health() if self.history.name == "influxdb" else "disabled",
@@ -105,12 +129,16 @@ class Runtime:
         open_alerts = self.alerts.open_alerts()
         short = self.engine.zones_in_shortfall()
         score, reasons = network_score(open_alerts, short, stale, len(readings))
+        stations = self.wqi()
+        worst = min(stations, key=lambda s: s["wqi"]) if stations else None
         return {
             "status": "degraded" if degraded else "ok",
             "network": {"score": score, "active_alerts": len(open_alerts),
                         "critical_alerts": sum(a["severity"] == "critical" for a in open_alerts),
                         "zones_in_shortfall": len(short), "sensors": len(readings),
-                        "stale_sensors": stale, "reasons": reasons},
+                        "stale_sensors": stale, "reasons": reasons,
+                        "wqi_worst": {"node_id": worst["node_id"], "wqi": worst["wqi"],
+                                      "band": worst["band"]} if worst else None},
             "services": services,
         }
 

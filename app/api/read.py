@@ -90,3 +90,16 @@ def alerts():
     if state not in ("active", "all"):
         raise InvalidInput("bad state", [{"field": "state", "message": "active or all"}])
     return jsonify(alerts=services().alerts.listing(include_cleared=state == "all"))
+
+
+@bp.get("/api/wqi")
+@require_viewer
+def wqi():
+    return jsonify(stations=services().wqi())
+
+
+@bp.get("/api/forecast")
+@require_viewer
+def forecast():
+    runtime = services()
+    return jsonify(runtime.forecaster.view(runtime.clock()))

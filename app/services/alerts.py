@@ -31,6 +31,8 @@ class AlertBook:
         self._cleared: list[dict] = []
         self._ids = itertools.count(1)
         self._prefix = format(int(clock()), "x")
+        # Called with each transition, after it is recorded and broadcast.
+        self.listeners: list[Callable[[dict], None]] = []
 
     def raise_(self, subject: str, condition: str, severity: str, message: str, **fields) -> dict:
         """Raise or update the alert on (subject, condition); returns it."""
@@ -98,15 +100,38 @@ class AlertBook:
         alerts.sort(key=lambda a: (a["state"] == "cleared", -SEVERITY_RANK[a["severity"]]))
         return alerts
 
-    def restore(self, alerts: list[dict]) -> None:
-        """Reopen alerts recorded as open before a restart (latest state wins)."""
+    def restore(self, events: list[dict]) -> int:
+        """Reopen alerts whose latest recorded state (events newest first) is open.
+
+        Returns how many were reopened. Used at start-up, so a restart does
+        not forget an alert an operator has not yet seen cleared.
+        """
+        latest: dict[str, dict] = {}
+        for event in events:
+            if event.get("id") and event.get("subject") and event["id"] not in latest:
+                latest[event["id"]] = event
+        reopened = 0
         with self._lock:
-            for alert in alerts:
-                if alert.get("state") in ("active", "acknowledged"):
-                    self._open[(alert["subject"], alert["condition"])] = dict(alert)
-                else:
-                    self._open.pop((alert["subject"], alert["condition"]), None)
+            for event in latest.values():
+                if event.get("state") not in ("active", "acknowledged"):
+                    continue
+                key = (event["subject"], event["condition"])
+                if key in self._open:
+                    continue
+                self._open[key] = {
+                    "id": event["id"], "condition": event["condition"], "subject": event["subject"],
+                    "severity": event.get("severity", "warning"), "state": event["state"],
+                    "raised_at": event.get("raised_at") or event.get("time"),
+                    "acknowledged_by": event.get("acknowledged_by") or None, "cleared_at": None,
+                    "count": 1, "message": event.get("message", ""),
+                    "sensor_id": event.get("sensor_id") or None, "node_id": event.get("node_id") or None,
+                    "metric": event.get("metric") or None, "value": event.get("value"),
+                    "threshold": event.get("threshold"), "restored": True}
+                reopened += 1
+        return reopened
 
     def _transition(self, alert: dict) -> None:
         self.record(alert)
         self.broadcast("alert", alert)
+        for listener in self.listeners:
+            listener(alert)

@@ -45,6 +45,7 @@ class DecisionEngine:
                  demand_trigger: float, leak_excess_ratio: float,
                  leak_pressure_drop_ratio: float,
                  forecast: Callable[[str], float | None] = lambda zone: None,
+                 expected_consumption: Callable[[str], float | None] = lambda zone: None,
                  clock: Callable[[], float] = time.time):
         self.network = network
         self.model = RoutingModel(network)
@@ -61,7 +62,7 @@ class DecisionEngine:
         self.forecast = forecast
         self.clock = clock
         self.leaks = LeakDetector([z.id for z in network.of_kind("zone")], leak_excess_ratio,
-                                  leak_pressure_drop_ratio, expected=forecast)
+                                  leak_pressure_drop_ratio, expected=expected_consumption)
         self.plan: RoutingPlan | None = None      # last good plan
         self.status = "pending"
         self.message = ""
@@ -100,7 +101,8 @@ class DecisionEngine:
             if node is None:
                 continue
             metric = record["metric"]
-            if node.kind == "zone":
+            # A burst is a sudden jump, flagged suspect: leak detection must see it.
+            if node.kind == "zone" and record.get("quality", "good") != "bad":
                 finding = self.leaks.observe(node.id, metric, record["value"], record["ts"])
                 if finding:
                     self._on_leak(finding)
@@ -174,8 +176,9 @@ class DecisionEngine:
             if sensor.id.endswith(("_in", "_out")):
                 continue
             record = self.store.latest(sensor.id)
+            # Suspect and bad data are shown, but not planned on.
             if record and now - record["ts"] <= FRESH_INTERVALS * sensor.interval_s \
-                    and record.get("quality", "good") != "bad":
+                    and record.get("quality", "good") == "good":
                 values.append(record["value"])
         return sum(values) / len(values) if values else None
 

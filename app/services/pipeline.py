@@ -1,4 +1,4 @@
-"""The one ingest path: validate → store → history → analysis hooks → broadcast.
+"""The one ingest path: validate → flag → store → history → analysis hooks → broadcast.
 
 HTTP, MQTT and the simulator all call `ingest()` with decoded JSON items, so
 there is one validation path and one set of side effects. A batch is
@@ -65,6 +65,11 @@ class IngestPipeline:
         self.registry = registry or NoRegistry()
         self.clock = clock
         self.hooks: list[Callable[[list[dict]], None]] = []
+        self.annotators: list[Callable[[list[dict]], None]] = []
+
+    def add_annotator(self, annotator: Callable[[list[dict]], None]) -> None:
+        """Work that marks records before they are stored (data-quality flags)."""
+        self.annotators.append(annotator)
 
     def add_hook(self, hook: Callable[[list[dict]], None]) -> None:
         """Analysis that sees every stored batch (quality, routing triggers)."""
@@ -89,6 +94,8 @@ class IngestPipeline:
                     validation_details(error, batch)) from None
             records = self._records(readings, now)
             self.store.admit(r["sensor_id"] for r in records)
+            for annotate in self.annotators:
+                annotate(records)
         except Exception:
             if count_rejected:
                 self.metrics.add(f"rejected.{source}", len(items))
