@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Entry points.
     errors.register_error_handlers(app)
-    for module in (api.ingest, api.read, api.control, api.simulation):
+    for module in (api.ingest, api.read, api.control, api.simulation, api.dashboard):
         app.register_blueprint(module.bp)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,
                                         runtime.tokens.viewers))

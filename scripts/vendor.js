@@ -1,0 +1,16 @@
+// Copy the pinned front-end packages from node_modules into static/vendor.
+// Run after `npm ci`: `npm run vendor`. The copies are committed, so the
+// server needs neither npm nor a network at run time (air-gapped control rooms).
+const fs = require("fs");
+const path = require("path");
+const root = path.join(__dirname, "..");
+const files = [
+  ["node_modules/socket.io-client/dist/socket.io.min.js", "static/vendor/socket.io.min.js"],
+  ["node_modules/uplot/dist/uPlot.iife.min.js", "static/vendor/uPlot.iife.min.js"],
+  ["node_modules/uplot/dist/uPlot.min.css", "static/vendor/uPlot.min.css"],
+];
+fs.mkdirSync(path.join(root, "static/vendor"), { recursive: true });
+for (const [from, to] of files) {
+  fs.copyFileSync(path.join(root, from), path.join(root, to));
+  console.log(`${from} -> ${to}`);
+}

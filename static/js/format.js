@@ -1,0 +1,61 @@
+// Small helpers: numbers with units, ages, DOM building without innerHTML.
+
+export function num(value, digits = 1) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  const abs = Math.abs(value);
+  const d = abs >= 100 ? 0 : abs >= 10 ? Math.min(digits, 1) : digits + 1;
+  return Number(value).toFixed(d);
+}
+
+export function age(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
+  if (seconds < 1) return "now";
+  if (seconds < 60) return `${Math.round(seconds)} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h ago`;
+  return `${(seconds / 86400).toFixed(1)} d ago`;
+}
+
+export function tsOf(isoOrSeconds) {
+  if (typeof isoOrSeconds === "number") return isoOrSeconds;
+  const t = Date.parse(isoOrSeconds);
+  return Number.isNaN(t) ? null : t / 1000;
+}
+
+// el("li", {class: "x", text: "hi", onclick: fn}, child, ...)
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+export function svg(tag, attrs = {}) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
+// An element whose text says how old a timestamp is, refreshed by tickAges().
+export function ageSpan(ts, staleAfter) {
+  return el("span", { class: "age", dataset: { ts: String(ts ?? ""), staleAfter: String(staleAfter ?? "") } });
+}
+
+export function tickAges(root = document) {
+  const now = Date.now() / 1000;
+  for (const span of root.querySelectorAll(".age[data-ts]")) {
+    const ts = Number(span.dataset.ts);
+    if (!ts) { span.textContent = ""; continue; }
+    const seconds = now - ts;
+    const staleAfter = Number(span.dataset.staleAfter);
+    const stale = staleAfter > 0 && seconds > staleAfter;
+    span.textContent = age(seconds) + (stale ? " · stale" : "");
+    span.closest("tr, li, .bar")?.classList.toggle("stale", stale);
+  }
+}
