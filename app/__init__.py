@@ -15,7 +15,11 @@ from flask_socketio import SocketIO
 from app import api
 from app.adapters.memory_history import MemoryHistory
 from app.api import errors
+from app.api.headers import register_headers
+from app.api.limits import install_limits
+from app.api.metrics import registry_for
 from app.config import Settings
+from app.logs import LogRing
 from app.realtime.broadcaster import Broadcaster
 from app.realtime.control import ControlNamespace
 from app.realtime.live import LiveNamespace
@@ -158,10 +162,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         simulator = Simulator(simulation, lambda items: pipeline.ingest(items, "simulator"),
                               spawn=spawn, sleep=sleep, autostart=settings.simulator_on)
 
+    logs = LogRing()
+    logging.getLogger().addHandler(logs)
     runtime = Runtime(settings=settings, store=store, history=history, pipeline=pipeline,
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
-                      engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster)
+                      engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster,
+                      logs=logs)
+    runtime.prometheus = registry_for(runtime)
     monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
     pipeline.add_hook(monitor.observe)
     runtime.components = [c for c in (history, broadcaster, engine, monitor, mqtt_link, simulator)
@@ -170,8 +178,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Entry points.
     errors.register_error_handlers(app)
-    for module in (api.ingest, api.read, api.control, api.simulation, api.dashboard):
+    register_headers(app, Settings.split(settings.cors_origins))
+    install_limits(app, settings.ratelimit_storage_uri, [
+        (api.ingest.bp, settings.ingest_rate_limit, runtime.tokens.devices),
+        (api.control.bp, settings.control_rate_limit, runtime.tokens.operators),
+        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators)])
+    for module in (api.ingest, api.read, api.control, api.simulation, api.dashboard, api.metrics,
+                   api.openapi):
         app.register_blueprint(module.bp)
+    api.openapi.spec.register(app)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,
                                         runtime.tokens.viewers))
     socketio.on_namespace(ControlNamespace("/control", controls, runtime.tokens.operators))

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     viewer_tokens: str = ""
     # Browser origins allowed to call the API and /live; none but our own by default.
     cors_origins: str = ""
+    # Rate limits (flask-limiter syntax) per device key / operator token, or per
+    # IP without one. Generous enough for a fleet behind one gateway address.
+    ingest_rate_limit: str = "5000 per second"
+    control_rate_limit: str = "20 per second"
+    # Shared limiter storage for several instances, e.g. redis://host:6379.
+    ratelimit_storage_uri: str = "memory://"
 
     # Limits on what senders can make us hold.
     max_body_bytes: int = 2 * 1024 * 1024

@@ -22,7 +22,10 @@ KNOWN_METRICS = frozenset({
 MAX_FUTURE_S = 300.0
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-ShortText = Annotated[str, Field(min_length=1, max_length=64)]
+# Free text that ends up in tags and logs: no control characters (line protocol
+# has no escape for a newline; logs would be forgeable).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)]
 
 
 class Reading(BaseModel):
@@ -33,12 +36,20 @@ class Reading(BaseModel):
     sensor_id: str = Field(alias="sensorId", pattern=SENSOR_ID_PATTERN)
     value: FiniteNumber
     metric: str | None = Field(default=None, pattern=SLUG_PATTERN)
-    unit: str | None = Field(default=None, max_length=32)
+    unit: str | None = Field(default=None, max_length=32, pattern=PRINTABLE_PATTERN)
     node_id: ShortText | None = None
     zone: ShortText | None = None
     timestamp: datetime | None = None
-    latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+    latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | None = Field(
         default=None, alias="latencyMs")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_text_only(cls, value):
+        # The contract says ISO 8601; numbers and booleans would be read as epochs.
+        if value is not None and not isinstance(value, (str, datetime)):
+            raise ValueError("timestamp must be an ISO 8601 string")
+        return value
 
     @field_validator("timestamp")
     @classmethod

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from app.config import Settings
+from app.logs import LogRing
 from app.realtime.broadcaster import Broadcaster
 from app.security import Credentials
 from app.services.history import HistoryRepository
@@ -56,6 +57,8 @@ class Runtime:
     commands: CommandPublisher
     mqtt: MqttLink | None = None
     forecaster: DemandForecaster | None = None
+    logs: LogRing | None = None
+    prometheus: object | None = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.

@@ -8,6 +8,8 @@ const files = [
   ["node_modules/socket.io-client/dist/socket.io.min.js", "static/vendor/socket.io.min.js"],
   ["node_modules/uplot/dist/uPlot.iife.min.js", "static/vendor/uPlot.iife.min.js"],
   ["node_modules/uplot/dist/uPlot.min.css", "static/vendor/uPlot.min.css"],
+  ["node_modules/swagger-ui-dist/swagger-ui-bundle.js", "static/vendor/swagger-ui-bundle.js"],
+  ["node_modules/swagger-ui-dist/swagger-ui.css", "static/vendor/swagger-ui.css"],
 ];
 fs.mkdirSync(path.join(root, "static/vendor"), { recursive: true });
 for (const [from, to] of files) {

@@ -41,6 +41,8 @@ def register_error_handlers(app: Flask) -> None:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             return error_response(413, f"request body exceeds the {limit} byte limit")
         headers = {}
+        if status == 429:
+            return error_response(429, f"rate limit exceeded ({error.description}); retry later")
         if status == 405 and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return error_response(status, error.description or error.name, headers=headers)

@@ -4,12 +4,17 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.api.common import json_body, require_device, services
+from app.api.openapi import document, responses
+from app.api.schemas import BatchAccepted, IngestCreated, ReadingsBody
 from app.errors import InvalidInput
+from app.models import Reading
 
 bp = Blueprint("ingest", __name__)
 
 
 @bp.post("/api/ingest")
+# A device key is needed only when DEVICE_KEYS is set: `{}` says "or none".
+@document(json=Reading, resp=responses(HTTP_201=IngestCreated), tags=["ingest"], security=[{"device": []}, {}])
 @require_device
 def ingest_one():
     body = json_body()
@@ -22,6 +27,7 @@ def ingest_one():
 
 
 @bp.post("/api/sensors")
+@document(json=ReadingsBody, resp=responses(HTTP_202=BatchAccepted), tags=["ingest"], security=[{"device": []}, {}])
 @require_device
 def ingest_batch():
     body = json_body()

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from spectree import Response
+
 from app.api.common import require_viewer, services
+from app.api.openapi import document, responses
+from app.api.schemas import (AlertList, AlertParams, DecisionList, Forecast, Health, HistoryParams,
+                             HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
+                             RoutingResponse, SensorDetail, SensorList, Status, WqiList)
+from app.models import ErrorEnvelope
+
+# Reads need a viewer token only when VIEWER_TOKENS is set: `{}` says "or none".
+VIEWER = [{"viewer": []}, {}]
 from app.errors import InvalidInput, NotFound
 from app.services.history import build_query
 
@@ -18,6 +28,7 @@ def _limit(default: int, most: int) -> int:
 
 
 @bp.get("/api/sensors")
+@document(resp=responses(HTTP_200=SensorList), tags=["read"], security=VIEWER)
 @require_viewer
 def sensors():
     readings = services().live_readings()
@@ -25,6 +36,7 @@ def sensors():
 
 
 @bp.get("/api/sensors/<sensor_id>")
+@document(resp=responses(HTTP_200=SensorDetail), tags=["read"], security=VIEWER)
 @require_viewer
 def sensor(sensor_id: str):
     store = services().store
@@ -35,6 +47,8 @@ def sensor(sensor_id: str):
 
 
 @bp.get("/api/latest/<sensor_id>")
+@document(resp=Response(HTTP_200=LatestFound, HTTP_404=LatestMissing, HTTP_401=ErrorEnvelope,
+                        HTTP_403=ErrorEnvelope), tags=["read"], security=VIEWER)
 @require_viewer
 def latest(sensor_id: str):
     record = services().store.latest(sensor_id)
@@ -45,6 +59,8 @@ def latest(sensor_id: str):
 
 
 @bp.get("/api/history/<sensor_id>")
+@document(query=HistoryParams, resp=responses(HTTP_200=HistoryResponse, HTTP_503=ErrorEnvelope),
+          tags=["read"], security=VIEWER)
 @require_viewer
 def history(sensor_id: str):
     runtime = services()
@@ -55,35 +71,41 @@ def history(sensor_id: str):
 
 
 @bp.get("/api/network")
+@document(resp=responses(HTTP_200=NetworkResponse), tags=["read"], security=VIEWER)
 @require_viewer
 def network():
     return jsonify(services().network_view())
 
 
 @bp.get("/api/health")
+@document(resp=Response(HTTP_200=Health), tags=["operations"])
 def health():
     return jsonify(services().health())
 
 
 @bp.get("/api/status")
+@document(resp=responses(HTTP_200=Status), tags=["operations"], security=VIEWER)
 @require_viewer
 def status():
     return jsonify(services().status())
 
 
 @bp.get("/api/routing")
+@document(resp=responses(HTTP_200=RoutingResponse), tags=["decisions"], security=VIEWER)
 @require_viewer
 def routing():
     return jsonify(services().engine.view())
 
 
 @bp.get("/api/decisions")
+@document(query=LimitParams, resp=responses(HTTP_200=DecisionList), tags=["decisions"], security=VIEWER)
 @require_viewer
 def decisions():
     return jsonify(decisions=services().store.decisions(_limit(10, 500)))
 
 
 @bp.get("/api/alerts")
+@document(query=AlertParams, resp=responses(HTTP_200=AlertList), tags=["quality"], security=VIEWER)
 @require_viewer
 def alerts():
     state = request.args.get("state", "active")
@@ -93,12 +115,14 @@ def alerts():
 
 
 @bp.get("/api/wqi")
+@document(resp=responses(HTTP_200=WqiList), tags=["quality"], security=VIEWER)
 @require_viewer
 def wqi():
     return jsonify(stations=services().wqi())
 
 
 @bp.get("/api/forecast")
+@document(resp=responses(HTTP_200=Forecast), tags=["quality"], security=VIEWER)
 @require_viewer
 def forecast():
     runtime = services()

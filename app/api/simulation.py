@@ -4,10 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.api.common import json_body, parse_model, require_operator, require_viewer, services
+from app.api.openapi import document, responses
+from app.api.schemas import SimulationBaselineSet, SimulationEventCreated, SimulationState
 from app.errors import Conflict
+from app.models import ErrorEnvelope
 from app.models import SimulationBaseline, SimulationEvent
 
 bp = Blueprint("simulation", __name__, url_prefix="/api/simulation")
+OPERATOR = {"operator": []}
 
 
 def _simulator():
@@ -18,12 +22,16 @@ def _simulator():
 
 
 @bp.get("")
+@document(resp=responses(HTTP_200=SimulationState, HTTP_409=ErrorEnvelope), tags=["simulator"],
+          security=[{"viewer": []}, {}])
 @require_viewer
 def state():
     return jsonify(_simulator().state())
 
 
 @bp.post("/start")
+@document(resp=responses(HTTP_200=SimulationState, HTTP_409=ErrorEnvelope), tags=["simulator"],
+          security=OPERATOR)
 @require_operator
 def start():
     started = _simulator().resume()
@@ -31,6 +39,8 @@ def start():
 
 
 @bp.post("/stop")
+@document(resp=responses(HTTP_200=SimulationState, HTTP_409=ErrorEnvelope), tags=["simulator"],
+          security=OPERATOR)
 @require_operator
 def stop():
     _simulator().stop()
@@ -38,6 +48,8 @@ def stop():
 
 
 @bp.post("/trigger")
+@document(json=SimulationEvent, resp=responses(HTTP_201=SimulationEventCreated, HTTP_409=ErrorEnvelope),
+          tags=["simulator"], security=OPERATOR)
 @require_operator
 def trigger():
     request = parse_model(SimulationEvent, json_body())
@@ -47,6 +59,8 @@ def trigger():
 
 
 @bp.post("/baseline")
+@document(json=SimulationBaseline, resp=responses(HTTP_200=SimulationBaselineSet, HTTP_409=ErrorEnvelope),
+          tags=["simulator"], security=OPERATOR)
 @require_operator
 def baseline():
     request = parse_model(SimulationBaseline, json_body())

@@ -5,7 +5,7 @@ import { applyAlert, applyReadings, applySnapshot, loadCache, saveCache, setNetw
 import { age, tickAges } from "./format.js";
 import { buildMap, markAlerting, markSelected, updateFlows } from "./map.js";
 import * as panels from "./panels.js";
-import { control, populateControls, refreshSimulator, showMode, wireControls } from "./controls.js";
+import { authorised, control, populateControls, refreshSimulator, showMode, token, wireControls } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
 const REDRAW_MS = 250;          // panels redraw at most 4 times a second
@@ -77,21 +77,25 @@ const ALL = ["network", "routing", "sensors", "alerts", "decisions", "health", "
 
 async function refreshWqi() {
   try {
-    const reply = await fetch("/api/wqi");
+    const reply = await authorised("/api/wqi");
     if (reply.ok) { state.wqi = (await reply.json()).stations; markDirty("wqi"); }
   } catch { /* the socket will say we're offline */ }
 }
 
 async function loadNetwork() {
-  const reply = await fetch("/api/network");
+  const reply = await authorised("/api/network");
   if (!reply.ok) throw new Error(`GET /api/network answered ${reply.status}`);
   setNetwork(await reply.json());
   markDirty("network");
   saveCache();
 }
 
+let socket = null;
+
 function connect() {
-  const socket = io("/live", { transports: ["websocket"], reconnectionDelayMax: 5000 });
+  // auth is a function so every reconnection sends the current token.
+  socket = io("/live", { transports: ["websocket"], reconnectionDelayMax: 5000,
+                         auth: (send) => send({ token: token() }) });
   socket.on("connect", async () => {
     setConnection("live", "LIVE");
     state.live = true;
@@ -101,7 +105,16 @@ function connect() {
   });
   socket.on("disconnect", () => { state.live = false; setConnection("reconnecting", "RECONNECTING"); });
   socket.io.on("reconnect_attempt", () => setConnection("reconnecting", "RECONNECTING"));
-  socket.on("connect_error", () => { state.live = false; setConnection("reconnecting", "RECONNECTING"); });
+  socket.on("connect_error", (err) => {
+    state.live = false;
+    if (/unauthori[sz]ed|refused by server/i.test(err.message)) {
+      // Refused, not unreachable: the server wants a (valid) viewer token.
+      setConnection("reconnecting", "TOKEN NEEDED");
+      $("token").focus();
+    } else {
+      setConnection("reconnecting", "RECONNECTING");
+    }
+  });
   // Sent by the server on every (re)connect: the page never shows a frozen picture as live.
   socket.on("snapshot", (snapshot) => {
     applySnapshot(snapshot);
@@ -124,7 +137,7 @@ function connect() {
 }
 
 function boot() {
-  wireControls();
+  wireControls(() => { if (socket && !socket.connected) socket.connect(); });
   if (loadCache()) markDirty(...ALL);
   connect();
   requestAnimationFrame(draw);

@@ -1,13 +1,18 @@
-// The control panel. The operator token is asked for once and kept in
-// sessionStorage only (gone when the tab closes); a refused control shows
-// the server's error message.
+// The control panel. The token (operator, or viewer where VIEWER_TOKENS is
+// set) is asked for once and kept in sessionStorage only (gone when the tab
+// closes); a refused control shows the server's error message.
 import { state } from "./state.js";
 import { el } from "./format.js";
 
 const TOKEN_KEY = "bhs.operatorToken";
 const $ = (id) => document.getElementById(id);
 
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
+export function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+// Reads carry the token too, for servers that set VIEWER_TOKENS.
+export function authorised(path) {
+  return fetch(path, { headers: token() ? { Authorization: `Bearer ${token()}` } : {} });
+}
 
 function show(message, ok) {
   const result = $("control-result");
@@ -80,18 +85,21 @@ export function showMode(mode) {
 
 export async function refreshSimulator() {
   try {
-    const reply = await fetch("/api/simulation");
+    const reply = await authorised("/api/simulation");
     if (!reply.ok) return;
     const sim = await reply.json();
     $("sim-state").textContent = sim.running ? `(running, ${sim.events.length} event(s))` : "(stopped)";
   } catch { /* offline: leave as is */ }
 }
 
-export function wireControls() {
+export function wireControls(onToken) {
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const value = $("token").value.trim();
-    if (value) { sessionStorage.setItem(TOKEN_KEY, value); $("token").value = ""; show("Token kept for this tab.", true); }
+    if (value) {
+      sessionStorage.setItem(TOKEN_KEY, value); $("token").value = ""; show("Token kept for this tab.", true);
+      onToken();
+    }
   });
   $("token-forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); show("Token forgotten.", true); });
   for (const button of document.querySelectorAll("[data-control=set_mode]")) {

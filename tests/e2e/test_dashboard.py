@@ -1,8 +1,12 @@
 """The operator dashboard in a real browser, against a real server with the simulator on."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
+
+from playwright.sync_api import expect
 
 from tests.conftest import OPERATOR_TOKEN, ServerProcess, free_port
 
@@ -21,6 +25,21 @@ def text(page, selector):
     return page.page.locator(selector).inner_text()
 
 
+def poll(page, js: str, timeout: float = 20.0, arg=None):
+    """Wait until `js` (a function source) returns something truthy in the page.
+
+    Playwright's wait_for_function compiles its predicate with eval, which the
+    page's Content-Security-Policy (rightly) forbids; evaluate() does not.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.page.evaluate(js, arg)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {js}"
+        time.sleep(0.2)
+
+
 def use_token(page):
     page.page.fill("#token", OPERATOR_TOKEN)
     page.page.click("#token-form button[type=submit]")
@@ -32,7 +51,7 @@ def test_page_loads_without_errors_and_shows_the_network(live_server, open_page,
     page.page.wait_for_selector("#connection.live")
     page.page.wait_for_selector("#map .node.zone")
     page.page.wait_for_selector("#zones .bar")
-    page.page.wait_for_function("document.querySelectorAll('#decisions li').length > 0", timeout=20_000)
+    page.page.locator("#decisions li").first.wait_for(timeout=20_000)
     page.page.click("[data-node=Z_SOUTH]")
     page.page.wait_for_selector("#detail tr[data-sensor='Z_SOUTH.flow'] .u-wrap, #detail tr[data-sensor='Z_SOUTH.flow'] canvas",
                                 timeout=20_000)
@@ -48,10 +67,10 @@ def test_live_values_change_while_the_simulator_runs(live_server, open_page):
     page.page.wait_for_selector("#connection.live")
     page.page.wait_for_selector("[data-node=Z_NORTH]")
     page.page.click("[data-node=Z_NORTH]")
-    cell = "#detail tr[data-sensor='Z_NORTH.pressure_1'] .v"
-    page.page.wait_for_function(f"document.querySelector(\"{cell}\").textContent.includes(' m')", timeout=15_000)
-    first = text(page, cell)
-    page.page.wait_for_function(f"document.querySelector(\"{cell}\").textContent !== {first!r}", timeout=20_000)
+    cell = page.page.locator("#detail tr[data-sensor='Z_NORTH.pressure_1'] .v")
+    expect(cell).to_contain_text(" m", timeout=15_000)
+    first = cell.inner_text()
+    expect(cell).not_to_have_text(first, timeout=20_000)
     assert page.errors == []
 
 
@@ -84,7 +103,7 @@ def test_a_refused_control_shows_its_error(live_server, open_page):
 def test_triggering_a_leak_from_the_panel_leads_to_a_decision(live_server, open_page):
     page = open_page(live_server.url)
     page.page.wait_for_selector("#connection.live")
-    page.page.wait_for_function("document.querySelectorAll('#decisions li').length > 0", timeout=20_000)
+    page.page.locator("#decisions li").first.wait_for(timeout=20_000)
     use_token(page)
     before = {li.get_attribute("data-decision") for li in page.page.locator("#decisions li").all()}
     page.page.select_option("#sim-event", "leak")
@@ -93,9 +112,9 @@ def test_triggering_a_leak_from_the_panel_leads_to_a_decision(live_server, open_
     page.page.click("#sim-trigger")
     page.page.wait_for_selector("#control-result.ok")
     assert "leak" in text(page, "#control-result")
-    page.page.wait_for_function(
-        "ids => [...document.querySelectorAll('#decisions li')].some(li => !ids.includes(li.dataset.decision)"
-        " && li.textContent.includes('West'))", arg=list(before), timeout=60_000)
+    poll(page, "ids => [...document.querySelectorAll('#decisions li')].some(li => "
+               "!ids.includes(li.dataset.decision) && li.textContent.includes('West'))",
+         timeout=60, arg=list(before))
 
 
 def test_live_indicator_follows_the_server_and_offline_reload_shows_saved_data(open_page, tmp_path):
@@ -106,7 +125,7 @@ def test_live_indicator_follows_the_server_and_offline_reload_shows_saved_data(o
         page.page.wait_for_selector("#connection.live")
         page.page.wait_for_selector("#zones .bar")
         page.page.evaluate("navigator.serviceWorker.ready")
-        page.page.wait_for_function("(JSON.parse(localStorage.getItem('bhs.snapshot.v1')) || {}).snapshot?.routing")
+        poll(page, "() => (JSON.parse(localStorage.getItem('bhs.snapshot.v1')) || {}).snapshot?.routing")
         server.stop()
         page.page.wait_for_selector("#connection.reconnecting", timeout=15_000)
         assert "RECONNECTING" in text(page, "#connection")
@@ -123,5 +142,18 @@ def test_live_indicator_follows_the_server_and_offline_reload_shows_saved_data(o
         server.start()
         page.page.wait_for_selector("#connection.live", timeout=30_000)
         page.page.wait_for_selector("#stale-banner[hidden]", state="attached", timeout=15_000)
+    finally:
+        server.stop()
+
+
+def test_with_viewer_tokens_the_page_asks_for_one(open_page, tmp_path):
+    server = ServerProcess(tmp_path, VIEWER_TOKENS="wall=screen-token").start()
+    try:
+        page = open_page(server.url)
+        expect(page.page.locator("#connection-text")).to_have_text("TOKEN NEEDED", timeout=15_000)
+        page.page.fill("#token", "screen-token")
+        page.page.click("#token-form button[type=submit]")
+        page.page.wait_for_selector("#connection.live", timeout=15_000)
+        page.page.wait_for_selector("#map .node.zone")
     finally:
         server.stop()

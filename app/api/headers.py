@@ -1,0 +1,27 @@
+"""Browser safety: CORS allow-list and security headers on HTML responses."""
+from __future__ import annotations
+
+from flask import Flask
+
+# Only our own assets. Socket.IO's websocket is same-origin ('self' covers ws:
+# and wss: to this host in CSP3). Styles set from script through the CSSOM
+# (uPlot, the bars) are not inline style attributes and need no exception.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+       "frame-ancestors 'none'; form-action 'self'")
+
+
+def register_headers(app: Flask, cors_origins: list[str]) -> None:
+    if cors_origins:
+        from flask_cors import CORS
+        CORS(app, resources={r"/api/*": {"origins": cors_origins}},
+             allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response

@@ -1,0 +1,190 @@
+"""Response shapes, for the OpenAPI document (the wire types of requests are in app.models).
+
+They name the fields clients rely on; `extra="allow"` leaves room for the
+fields we add without breaking the published schema.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from app.models import Reading, ReadingBatch
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ReadingsBody(RootModel[Union[Reading, list[Reading], ReadingBatch]]):
+    """One reading, a list of up to 5000, or {"readings": [...]}."""
+
+
+class IngestCreated(Open):
+    success: bool
+    message: str
+    sensorId: str
+    timestamp: str
+
+
+class BatchAccepted(Open):
+    accepted: int
+
+
+class LiveReading(Open):
+    sensor_id: str
+    value: float
+    metric: str
+    unit: str | None = None
+    node_id: str | None = None
+    zone: str | None = None
+    timestamp: str
+    latency_ms: float | None = None
+    quality: str | None = None
+
+
+class ListedReading(LiveReading):
+    received_at: str
+    stale: bool
+
+
+class SensorList(Open):
+    sensors: list[ListedReading]
+    count: int
+
+
+class Point(Open):
+    t: str
+    v: float
+
+
+class SensorDetail(LiveReading):
+    recent: list[Point]
+
+
+class LatestFound(Open):
+    sensorId: str
+    zone: str | None = None
+    value: float
+    latencyMs: float | None = None
+    timestamp: str
+    found: Literal[True]
+
+
+class LatestMissing(Open):
+    sensorId: str
+    found: Literal[False]
+
+
+class HistoryParams(BaseModel):
+    start: str = Field("-1h", description="now, a relative time like -1h, or ISO 8601")
+    stop: str = Field("now", description="now, a relative time like -5m, or ISO 8601")
+    every: str | None = Field(None, description="bucket width, e.g. 1m; raw points when absent")
+    fn: Literal["mean", "min", "max", "last", "count"] | None = None
+
+
+class HistoryResponse(Open):
+    sensor_id: str
+    points: list[Point]
+    capped: bool
+
+
+class NetworkResponse(Open):
+    nodes: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+
+
+class RoutingResponse(Open):
+    generated_at: str | None
+    status: str
+    objective: float | None
+    solve_ms: float | None
+    flows: list[dict[str, Any]]
+    zones: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+
+
+class LimitParams(BaseModel):
+    limit: int = Field(10, ge=1, le=500)
+
+
+class Decision(Open):
+    id: str
+    timestamp: str
+    kind: str
+    action: str
+    target: str
+    reason: str
+    confidence: float
+
+
+class DecisionList(Open):
+    decisions: list[Decision]
+
+
+class AlertParams(BaseModel):
+    state: Literal["active", "all"] = "active"
+
+
+class Alert(Open):
+    id: str
+    severity: Literal["warning", "critical"]
+    state: Literal["active", "acknowledged", "cleared"]
+    message: str
+    raised_at: str
+
+
+class AlertList(Open):
+    alerts: list[Alert]
+
+
+class WqiList(Open):
+    stations: list[dict[str, Any]]
+
+
+class Forecast(Open):
+    zones: list[dict[str, Any]]
+
+
+class Health(Open):
+    status: Literal["ok", "degraded"]
+    network: dict[str, Any]
+    services: dict[str, Any]
+
+
+class Status(Open):
+    uptime_s: float
+    clients: int
+
+
+class ControlResponse(Open):
+    ok: bool
+    control: dict[str, Any]
+
+
+class ControlList(Open):
+    controls: list[dict[str, Any]]
+
+
+class LogParams(BaseModel):
+    limit: int = Field(100, ge=1, le=2000)
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+
+class LogList(Open):
+    logs: list[dict[str, Any]]
+
+
+class SimulationState(Open):
+    running: bool
+
+
+class SimulationEventCreated(Open):
+    ok: bool
+    event: dict[str, Any]
+
+
+class SimulationBaselineSet(Open):
+    ok: bool
+    target: str
+    factor: float
