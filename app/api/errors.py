@@ -42,7 +42,9 @@ def register_error_handlers(app: Flask) -> None:
             return error_response(413, f"request body exceeds the {limit} byte limit")
         headers = {}
         if status == 429:
-            return error_response(429, f"rate limit exceeded ({error.description}); retry later")
+            retry = getattr(error, "retry_after", 1)
+            return error_response(429, f"rate limit exceeded ({error.description}); retry in {retry} s",
+                                  headers={"Retry-After": str(retry)})
         if status == 405 and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return error_response(status, error.description or error.name, headers=headers)
