@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import ServerProcess  # noqa: E402
 from tests.services import MosquittoBroker  # noqa: E402
 
-MESSAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+MESSAGES = 50_000
 QOS = 1
 BARE_SUBSCRIBER = r"""
 import sys, time
@@ -108,4 +108,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        MESSAGES = int(sys.argv[1])
     main()

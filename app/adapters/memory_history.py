@@ -1,8 +1,10 @@
 """Embedded history: bounded rings in memory, the default when no InfluxDB is set.
 
 It answers the same history queries as InfluxDB, so the API and the dashboard
-work unchanged on a laptop. Memory is bounded: a fixed number of points per
-sensor and events per measurement.
+work unchanged on a laptop. Memory is bounded in total, whatever senders do:
+each sensor keeps up to POINTS_PER_SENSOR points, but all sensors together at
+most `budget_points` (16 bytes each), so as sensors are added, each one's
+ring shrinks (halving when the sensor count doubles past the budget).
 """
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ import threading
 from collections import defaultdict, deque
 
 from app.services.history import HistoryQuery, HistoryRepository, bucket_start
+from app.services.ring import PointRing
 from app.services.store import iso
 
-# About 6 hours of 5-second readings per sensor.
+# About 6 hours of 5-second readings per sensor ...
 POINTS_PER_SENSOR = 4_320
+# ... and 4 million points in all (64 MB): the bundled network's 145 sensors
+# keep their full 6 hours; 20,000 sensors keep 200 points each.
+BUDGET_POINTS = 4_000_000
 EVENTS_PER_MEASUREMENT = 2_000
 
 _AGGREGATE = {
@@ -28,9 +34,11 @@ _AGGREGATE = {
 class MemoryHistory(HistoryRepository):
     name = "memory"
 
-    def __init__(self, points_per_sensor: int = POINTS_PER_SENSOR):
+    def __init__(self, points_per_sensor: int = POINTS_PER_SENSOR, budget_points: int = BUDGET_POINTS):
         self._lock = threading.Lock()
-        self._points: dict[str, deque] = defaultdict(lambda: deque(maxlen=points_per_sensor))
+        self.budget_points = budget_points
+        self.ring_size = points_per_sensor
+        self._points: dict[str, PointRing] = {}
         self._events: dict[str, deque] = defaultdict(lambda: deque(maxlen=EVENTS_PER_MEASUREMENT))
         self.written = 0
 
@@ -38,8 +46,18 @@ class MemoryHistory(HistoryRepository):
         with self._lock:
             points = self._points
             for record in records:
-                points[record["sensor_id"]].append((record["ts"], record["value"]))
+                ring = points.get(record["sensor_id"])
+                if ring is None:
+                    ring = self._new_ring(record["sensor_id"])
+                ring.append(record["ts"], record["value"])
             self.written += len(records)
+
+    def _new_ring(self, sensor_id: str) -> PointRing:
+        if (len(self._points) + 1) * self.ring_size > self.budget_points:
+            self.ring_size = max(1, self.ring_size // 2)
+            self._points = {sid: ring.resized(self.ring_size) for sid, ring in self._points.items()}
+        ring = self._points[sensor_id] = PointRing(self.ring_size)
+        return ring
 
     def write_event(self, measurement: str, tags: dict, fields: dict, ts: float) -> None:
         with self._lock:
@@ -52,7 +70,8 @@ class MemoryHistory(HistoryRepository):
 
     def query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
         with self._lock:
-            series = list(self._points.get(query.sensor_id, ()))
+            ring = self._points.get(query.sensor_id)
+            series = ring.points() if ring else []
         # Points arrive roughly in order; sort so late replays land in place.
         window = sorted(p for p in series if query.start <= p[0] < query.stop)
         if query.every is None:

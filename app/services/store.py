@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from app.errors import SensorLimitReached
+from app.services.ring import PointRing
 
 # Decisions kept in memory for /api/decisions and the snapshot.
 DECISIONS_KEPT = 500
@@ -32,7 +33,7 @@ class DataStore:
         self._lock = threading.Lock()
         self._latest: dict[str, dict] = {}
         self._received: dict[str, float] = {}
-        self._recent: dict[str, deque] = {}
+        self._recent: dict[str, PointRing] = {}
         self._decisions: deque[dict] = deque(maxlen=DECISIONS_KEPT)
         self.routing: dict | None = None
         self.clients = 0
@@ -60,8 +61,8 @@ class DataStore:
                 sid = record["sensor_id"]
                 ring = recent.get(sid)
                 if ring is None:
-                    ring = recent[sid] = deque(maxlen=self.recent_points)
-                ring.append((record["ts"], record["value"]))
+                    ring = recent[sid] = PointRing(self.recent_points)
+                ring.append(record["ts"], record["value"])
                 current = latest.get(sid)
                 # A late (replayed) reading joins the ring but never hides a newer one.
                 if current is None or record["ts"] >= current["ts"]:
@@ -86,12 +87,9 @@ class DataStore:
 
     def recent(self, sensor_id: str) -> list[dict]:
         with self._lock:
-            points = list(self._recent.get(sensor_id, ()))
+            ring = self._recent.get(sensor_id)
+            points = ring.points() if ring else []
         return [{"t": iso(ts), "v": value} for ts, value in points]
-
-    def recent_values(self, sensor_id: str) -> list[tuple[float, float]]:
-        with self._lock:
-            return list(self._recent.get(sensor_id, ()))
 
     def received_at(self, sensor_id: str) -> float | None:
         return self._received.get(sensor_id)

@@ -46,3 +46,23 @@ def test_decisions_newest_first_and_client_count():
     assert [d["id"] for d in store.decisions(2)] == [3, 2]
     store.client_connected(); store.client_connected(); store.client_disconnected()
     assert store.clients == 1
+
+
+def test_point_ring_keeps_the_newest_in_order():
+    from app.services.ring import PointRing
+    ring = PointRing(3)
+    for k in range(5):
+        ring.append(float(k), k * 10.0)
+    assert ring.points() == [(2.0, 20.0), (3.0, 30.0), (4.0, 40.0)]
+    assert ring.resized(2).points() == [(3.0, 30.0), (4.0, 40.0)]
+
+
+def test_embedded_history_stays_within_its_budget():
+    from app.adapters.memory_history import MemoryHistory
+    history = MemoryHistory(points_per_sensor=100, budget_points=1000)
+    for k in range(50):
+        history.write_readings([{"sensor_id": f"s{i}", "value": float(k), "ts": float(k)} for i in range(40)])
+    assert history.ring_size * 40 <= 1000
+    total = sum(len(ring) for ring in history._points.values())
+    assert total <= 1000
+    assert [p[1] for p in history._points["s0"].points()][-1] == 49.0
