@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import clients, http_ingest, latency, memory, mqtt_ingest, routing_solve  # noqa: E402
+from bench import clients, dashboard_fps, http_ingest, latency, memory, mqtt_ingest, routing_solve  # noqa: E402
 from bench.common import cpu_count  # noqa: E402
 
 
@@ -90,6 +90,11 @@ def main() -> None:
     bundled, synthetic = solve_medians()
     row("routing solve, bundled network", f"{bundled:.1f} ms median", "< 10 ms", "build + solve, HiGHS")
     row("routing solve, 1,000 nodes / 3,000 links", f"{synthetic:.0f} ms median", "< 150 ms", "build + solve, HiGHS")
+
+    print("Dashboard ...", flush=True)
+    d = dashboard_fps.run()
+    row("dashboard frame rate", f"{d['fps']:.0f} fps, p99 frame {d['p99_frame_ms']:.0f} ms", "60 fps",
+        "headless Chromium, simulator + 500 readings/s, node trends open, 10 s of rAF")
 
     print("Memory ...", flush=True)
     m = memory.per_10k_sensors()
