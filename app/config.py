@@ -115,6 +115,3 @@ class Settings(BaseSettings):
         return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def load_settings(**overrides) -> Settings:
-    return Settings(**overrides)
-

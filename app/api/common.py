@@ -71,6 +71,14 @@ def json_body():
         raise BadRequest(f"malformed JSON: {error}") from None
 
 
+def query_limit(default: int, most: int) -> int:
+    """The `limit` query parameter: an integer 1..most, else 422."""
+    raw = request.args.get("limit", str(default))
+    if not raw.isdigit() or not 0 < int(raw) <= most:
+        raise InvalidInput("bad limit", [{"field": "limit", "message": f"an integer 1-{most}"}])
+    return int(raw)
+
+
 def parse_model(model: type[BaseModel], body):
     """Validate a JSON body into `model`; 422 with one detail per problem."""
     try:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from app.api.common import json_body, parse_model, require_operator, services
+from app.api.common import json_body, parse_model, query_limit, require_operator, services
 from app.api.openapi import document, responses
-from app.api.read import _limit
 from app.api.schemas import ControlList, ControlResponse, LimitParams, LogList, LogParams
 from app.errors import InvalidInput
 from app.logs import LEVELS
@@ -28,7 +27,7 @@ def control():
 @document(query=LimitParams, resp=responses(HTTP_200=ControlList), tags=["control"], security={"operator": []})
 @require_operator
 def controls():
-    return jsonify(controls=services().controls.recent(_limit(50, 500)))
+    return jsonify(controls=services().controls.recent(query_limit(50, 500)))
 
 
 @bp.get("/api/logs")
@@ -38,4 +37,4 @@ def logs():
     level = request.args.get("level", "INFO").upper()
     if level not in LEVELS:
         raise InvalidInput("bad level", [{"field": "level", "message": f"one of {', '.join(LEVELS)}"}])
-    return jsonify(logs=services().logs.recent(_limit(100, 2000), level))
+    return jsonify(logs=services().logs.recent(query_limit(100, 2000), level))

@@ -2,29 +2,20 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
-
 from spectree import Response
 
-from app.api.common import require_viewer, services
+from app.api.common import query_limit, require_viewer, services
 from app.api.openapi import document, responses
 from app.api.schemas import (AlertList, AlertParams, DecisionList, Forecast, Health, HistoryParams,
                              HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
-from app.models import ErrorEnvelope
-
-# Reads need a viewer token only when VIEWER_TOKENS is set: `{}` says "or none".
-VIEWER = [{"viewer": []}, {}]
 from app.errors import InvalidInput, NotFound
+from app.models import ErrorEnvelope
 from app.services.history import build_query
 
 bp = Blueprint("read", __name__)
-
-
-def _limit(default: int, most: int) -> int:
-    raw = request.args.get("limit", str(default))
-    if not raw.isdigit() or not 0 < int(raw) <= most:
-        raise InvalidInput("bad limit", [{"field": "limit", "message": f"an integer 1-{most}"}])
-    return int(raw)
+# Reads need a viewer token only when VIEWER_TOKENS is set: `{}` says "or none".
+VIEWER = [{"viewer": []}, {}]
 
 
 @bp.get("/api/sensors")
@@ -101,7 +92,7 @@ def routing():
 @document(query=LimitParams, resp=responses(HTTP_200=DecisionList), tags=["decisions"], security=VIEWER)
 @require_viewer
 def decisions():
-    return jsonify(decisions=services().store.decisions(_limit(10, 500)))
+    return jsonify(decisions=services().store.decisions(query_limit(10, 500)))
 
 
 @bp.get("/api/alerts")

@@ -101,12 +101,14 @@ class RoutingModel:
             rows += [row_of[link.to], row_of[link.from_]]
             cols += [j, j]
             vals += [1.0, -1.0]
-        for k, source in enumerate(self.sources):
-            rows.append(row_of[source.id]); cols.append(self.col_s + k); vals.append(1.0)
-        for k, zone in enumerate(self.zones):
-            rows.append(row_of[zone.id]); cols.append(self.col_short + k); vals.append(1.0)
-        for k, glr in enumerate(self.reservoirs):
-            rows.append(row_of[glr.id]); cols.append(self.col_v + k); vals.append(-1.0 / step_days)
+        # Supply, shortfall and the change of storage enter their node's balance.
+        for column, node_id, coefficient in (
+                [(self.col_s + k, s.id, 1.0) for k, s in enumerate(self.sources)]
+                + [(self.col_short + k, z.id, 1.0) for k, z in enumerate(self.zones)]
+                + [(self.col_v + k, r.id, -1.0 / step_days) for k, r in enumerate(self.reservoirs)]):
+            rows.append(row_of[node_id])
+            cols.append(column)
+            vals.append(coefficient)
         # Change rows: f_l - up_l + dn_l = previous_l.
         base = len(node_ids)
         for j in range(nl):

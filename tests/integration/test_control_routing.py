@@ -1,12 +1,12 @@
 """Operator controls reach the routing plan, the decisions feed and /live."""
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests
 import socketio
 
+from tests.helpers import wait_for
 from tests.conftest import OPERATOR_TOKEN
 from tests.live_client import LiveClient
 
@@ -16,15 +16,6 @@ AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 def control(server, body, headers=AUTH):
     return requests.post(server.url + "/api/control", json=body, headers=headers, timeout=10)
 
-
-def wait_for(fetch, predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if predicate(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out; last value {value}"
-        time.sleep(0.2)
 
 
 def routing(server):

@@ -9,28 +9,17 @@ from __future__ import annotations
 import signal
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 import requests
 
+from tests.helpers import stamp, wait_for
 from tests.conftest import OPERATOR_TOKEN
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
-def stamp(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def wait_for(fetch, predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if predicate(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out; last value {str(value)[:400]}"
-        time.sleep(0.2)
 
 
 def status(server):

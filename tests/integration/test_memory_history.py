@@ -1,12 +1,10 @@
 """The embedded history serves the same /api/history as InfluxDB does."""
-from datetime import datetime, timezone
 
 import pytest
 import requests
 
+from tests.helpers import stamp
 
-def stamp(t):
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def test_embedded_history_raw_and_aggregated(server):

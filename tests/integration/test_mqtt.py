@@ -3,27 +3,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 import requests
 
+from tests.helpers import wait_for
 from tests.conftest import OPERATOR_TOKEN
 from tests.live_client import LiveClient
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
-
-def wait_for(fetch, predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if predicate(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out; last value {str(value)[:400]}"
-        time.sleep(0.1)
 
 
 class Device:

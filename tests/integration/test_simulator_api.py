@@ -8,19 +8,11 @@ import pytest
 import requests
 
 from app.tools import devices
+from tests.helpers import wait_for
 from tests.conftest import OPERATOR_TOKEN
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
-
-def wait_for(fetch, predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if predicate(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out; last value {str(value)[:500]}"
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from app.services.alerts import AlertBook
 from app.services.data_quality import FLATLINE_COUNT, DataQuality
 from app.services.forecast import SLOT_S, DemandForecaster
 from app.services.network import Network
-from app.services.thresholds import Rule, ThresholdMonitor, rule_for_metric, rules_for
+from app.services.thresholds import ThresholdMonitor, rule_for_metric, rules_for
 from app.services.wqi import band, sub_index, water_quality_index
 
 
