@@ -114,3 +114,30 @@ def test_control_namespace_runs_the_same_path(server):
         operator.call("control", {"action": "set_pump", "target": "P_TAT_BNP", "value": "on"},
                       namespace="/control", timeout=5)
         operator.disconnect()
+
+
+def test_auto_mode_turns_decisions_into_commands(start_server):
+    server = start_server(OPERATING_MODE="manual")
+    wait_for(lambda: routing(server), lambda p: p["status"] == "optimal")
+    assert control(server, {"action": "set_mode", "value": "auto"}).json()["control"]["value"] == "auto"
+    client = LiveClient(server.url)
+    try:
+        # Closing a trunk valve forces the plan to move water through other valves.
+        control(server, {"action": "set_valve", "target": "V_CJF_WEST", "value": 0})
+        command = client.wait_for(lambda ev: [d for e, d in ev if e == "control_update"
+                                              and d["origin"] == "engine"])[0]
+        assert command["action"] in ("set_valve", "set_pump") and command["operator"] == "engine"
+        audit = requests.get(server.url + "/api/controls", headers=AUTH).json()["controls"]
+        assert any(c["origin"] == "engine" for c in audit)
+    finally:
+        client.close()
+
+
+def test_manual_mode_only_recommends(start_server):
+    server = start_server(OPERATING_MODE="manual")
+    wait_for(lambda: routing(server), lambda p: p["status"] == "optimal")
+    control(server, {"action": "set_valve", "target": "V_CJF_WEST", "value": 0})
+    wait_for(lambda: requests.get(server.url + "/api/decisions?limit=50").json()["decisions"],
+             lambda ds: any(d["kind"] == "valve_setting" for d in ds))
+    audit = requests.get(server.url + "/api/controls", headers=AUTH).json()["controls"]
+    assert all(c["origin"] == "operator" for c in audit)
