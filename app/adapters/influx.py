@@ -120,6 +120,9 @@ class InfluxHistory(HistoryRepository):
                     f",{k}={lp.tag(v)}" for k, v in sorted(tags.items()) if v)
             latency = r["latency_ms"]
             extra = "" if latency is None else f",latency_ms={float(latency)!r}"
+            quality = r.get("quality")
+            if quality and quality != "good":     # flagged data is stored, flagged
+                extra += f',quality="{quality}"'
             lines.append(f"{prefix} value={float(r['value'])!r}{extra} {int(r['ts'] * 1e9)}")
         self._buffer.extend(lines)
         if len(self._buffer) >= self.batch_lines:

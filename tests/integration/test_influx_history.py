@@ -187,3 +187,14 @@ def test_rejected_data_is_counted_not_retried_forever(influx, influx_db, tmp_pat
         assert history.health() == "ok" and history.status()["spooled"] == 0
     finally:
         history.stop()
+
+
+def test_flagged_readings_are_stored_with_their_flag(start_server, influx, influx_db):
+    db, env = influx_db
+    server = start_server(**env)
+    requests.post(server.url + "/api/sensors", json=[{"sensor_id": "flag-1", "metric": "ph", "value": 7.1},
+                                                     {"sensor_id": "flag-2", "metric": "ph", "value": 15.2}])
+    wait_for(lambda: influx.count(db), lambda n: n >= 2)
+    rows = {r["sensor_id"]: r for r in influx.query(db, 'SELECT "value", "quality", "sensor_id" FROM "sensor_reading"')}
+    assert rows["flag-2"]["quality"] == "bad" and rows["flag-2"]["value"] == 15.2
+    assert rows["flag-1"]["quality"] is None
