@@ -44,7 +44,8 @@ class LiveNamespace(Namespace):
         self._subscriptions: dict[str, set[str]] = {}
 
     def on_connect(self, auth=None):
-        if self.viewers and not self.viewers.identify(token_from(auth) or request.args.get("token")):
+        # The token comes in the connect payload only, never in the URL (where proxies log it).
+        if self.viewers and not self.viewers.identify(token_from(auth)):
             raise ConnectionRefusedError("unauthorized: a viewer token is required")
         self.store.client_connected()
         join_room(ALL_ROOM)
