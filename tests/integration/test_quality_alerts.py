@@ -117,7 +117,7 @@ def test_contamination_in_the_simulator_raises_a_critical_alert_and_excludes_the
     assert reply.status_code == 201
     critical = wait_for(lambda: alerts(server),
                         lambda a: any(x["severity"] == "critical" and x["node_id"] == "SRC_CWSS_4" for x in a),
-                        timeout=60)
+                        timeout=90)
     alert = next(x for x in critical if x["severity"] == "critical" and x["node_id"] == "SRC_CWSS_4")
     assert alert["metric"] in ("turbidity", "fc")
     plan = wait_for(lambda: requests.get(server.url + "/api/routing").json(),
