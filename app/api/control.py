@@ -18,6 +18,7 @@ bp = Blueprint("control", __name__)
           security={"operator": []})
 @require_operator
 def control():
+    """Apply an operator control."""
     command = parse_model(ControlRequest, json_body())
     applied = services().controls.apply(command, g.principal, request.remote_addr)
     return jsonify(ok=True, control=applied)
@@ -27,6 +28,7 @@ def control():
 @document(query=LimitParams, resp=responses(HTTP_200=ControlList), tags=["control"], security={"operator": []})
 @require_operator
 def controls():
+    """The audit trail of controls."""
     return jsonify(controls=services().controls.recent(query_limit(50, 500)))
 
 
@@ -34,6 +36,7 @@ def controls():
 @document(query=LogParams, resp=responses(HTTP_200=LogList), tags=["operations"], security={"operator": []})
 @require_operator
 def logs():
+    """Recent server log records."""
     level = request.args.get("level", "INFO").upper()
     if level not in LEVELS:
         raise InvalidInput("bad level", [{"field": "level", "message": f"one of {', '.join(LEVELS)}"}])

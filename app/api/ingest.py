@@ -17,6 +17,7 @@ bp = Blueprint("ingest", __name__)
 @document(json=Reading, resp=responses(HTTP_201=IngestCreated), tags=["ingest"], security=[{"device": []}, {}])
 @require_device
 def ingest_one():
+    """Ingest one reading."""
     body = json_body()
     if isinstance(body, list):
         raise InvalidInput("expected one reading", [{"field": "reading", "message":
@@ -30,6 +31,7 @@ def ingest_one():
 @document(json=ReadingsBody, resp=responses(HTTP_202=BatchAccepted), tags=["ingest"], security=[{"device": []}, {}])
 @require_device
 def ingest_batch():
+    """Ingest a batch of up to 5000 readings, all or nothing."""
     body = json_body()
     batch = True
     if isinstance(body, dict) and "readings" in body:

@@ -22,6 +22,7 @@ VIEWER = [{"viewer": []}, {}]
 @document(resp=responses(HTTP_200=SensorList), tags=["read"], security=VIEWER)
 @require_viewer
 def sensors():
+    """Latest reading of every sensor."""
     readings = services().live_readings()
     return jsonify(sensors=readings, count=len(readings))
 
@@ -30,6 +31,7 @@ def sensors():
 @document(resp=responses(HTTP_200=SensorDetail), tags=["read"], security=VIEWER)
 @require_viewer
 def sensor(sensor_id: str):
+    """Latest reading of one sensor with its recent points."""
     store = services().store
     record = store.latest(sensor_id)
     if record is None:
@@ -42,6 +44,7 @@ def sensor(sensor_id: str):
                         HTTP_403=ErrorEnvelope), tags=["read"], security=VIEWER)
 @require_viewer
 def latest(sensor_id: str):
+    """Latest value of one sensor (legacy shape)."""
     record = services().store.latest(sensor_id)
     if record is None:
         return jsonify(sensorId=sensor_id, found=False), 404
@@ -54,6 +57,7 @@ def latest(sensor_id: str):
           tags=["read"], security=VIEWER)
 @require_viewer
 def history(sensor_id: str):
+    """History of one sensor, raw or aggregated."""
     runtime = services()
     query = build_query(sensor_id, request.args, runtime.clock())
     points, capped = runtime.history.query(query)
@@ -65,12 +69,14 @@ def history(sensor_id: str):
 @document(resp=responses(HTTP_200=NetworkResponse), tags=["read"], security=VIEWER)
 @require_viewer
 def network():
+    """The water network: nodes, links and sensors."""
     return jsonify(services().network_view())
 
 
 @bp.get("/api/health")
 @document(resp=Response(HTTP_200=Health), tags=["operations"])
 def health():
+    """Health for probes: service state and network score."""
     return jsonify(services().health())
 
 
@@ -78,6 +84,7 @@ def health():
 @document(resp=responses(HTTP_200=Status), tags=["operations"], security=VIEWER)
 @require_viewer
 def status():
+    """Server metrics: rates, totals, history, MQTT, solve time."""
     return jsonify(services().status())
 
 
@@ -85,6 +92,7 @@ def status():
 @document(resp=responses(HTTP_200=RoutingResponse), tags=["decisions"], security=VIEWER)
 @require_viewer
 def routing():
+    """The current routing plan."""
     return jsonify(services().engine.view())
 
 
@@ -92,6 +100,7 @@ def routing():
 @document(query=LimitParams, resp=responses(HTTP_200=DecisionList), tags=["decisions"], security=VIEWER)
 @require_viewer
 def decisions():
+    """Recent decisions, newest first."""
     return jsonify(decisions=services().store.decisions(query_limit(10, 500)))
 
 
@@ -99,6 +108,7 @@ def decisions():
 @document(query=AlertParams, resp=responses(HTTP_200=AlertList), tags=["quality"], security=VIEWER)
 @require_viewer
 def alerts():
+    """Alerts, open or all."""
     state = request.args.get("state", "active")
     if state not in ("active", "all"):
         raise InvalidInput("bad state", [{"field": "state", "message": "active or all"}])
@@ -109,6 +119,7 @@ def alerts():
 @document(resp=responses(HTTP_200=WqiList), tags=["quality"], security=VIEWER)
 @require_viewer
 def wqi():
+    """Water Quality Index per station."""
     return jsonify(stations=services().wqi())
 
 
@@ -116,5 +127,6 @@ def wqi():
 @document(resp=responses(HTTP_200=Forecast), tags=["quality"], security=VIEWER)
 @require_viewer
 def forecast():
+    """Demand forecast per zone for the next hour."""
     runtime = services()
     return jsonify(runtime.forecaster.view(runtime.clock()))

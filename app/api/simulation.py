@@ -26,6 +26,7 @@ def _simulator():
           security=[{"viewer": []}, {}])
 @require_viewer
 def state():
+    """The simulator's state and active events."""
     return jsonify(_simulator().state())
 
 
@@ -34,6 +35,7 @@ def state():
           security=OPERATOR)
 @require_operator
 def start():
+    """Start the simulator."""
     started = _simulator().resume()
     return jsonify(ok=True, started=started, **_simulator().state())
 
@@ -43,6 +45,7 @@ def start():
           security=OPERATOR)
 @require_operator
 def stop():
+    """Stop the simulator."""
     _simulator().stop()
     return jsonify(ok=True, **_simulator().state())
 
@@ -52,6 +55,7 @@ def stop():
           tags=["simulator"], security=OPERATOR)
 @require_operator
 def trigger():
+    """Trigger a simulated event."""
     request = parse_model(SimulationEvent, json_body())
     event = _simulator().simulation.trigger(request.event, request.target, request.magnitude,
                                             request.duration_s)
@@ -63,6 +67,7 @@ def trigger():
           tags=["simulator"], security=OPERATOR)
 @require_operator
 def baseline():
+    """Scale a zone's (or the city's) base demand."""
     request = parse_model(SimulationBaseline, json_body())
     _simulator().simulation.set_baseline(request.target, request.factor)
     return jsonify(ok=True, target=request.target, factor=request.factor)
