@@ -127,18 +127,19 @@ class Runtime:
                     "mqtt": self.commands.health(),
                     "routing": self.engine.status}
         degraded = any(state == "down" for state in services.values())
-        readings = self.live_readings()
-        stale = sum(1 for r in readings if r["stale"])
+        # Health runs every monitor round: count, don't build the whole listing.
+        stale = self.store.stale_count(self.stale_after)
+        sensors = self.store.sensor_count()
         open_alerts = self.alerts.open_alerts()
         short = self.engine.zones_in_shortfall()
-        score, reasons = network_score(open_alerts, short, stale, len(readings))
+        score, reasons = network_score(open_alerts, short, stale, sensors)
         stations = self.wqi()
         worst = min(stations, key=lambda s: s["wqi"]) if stations else None
         return {
             "status": "degraded" if degraded else "ok",
             "network": {"score": score, "active_alerts": len(open_alerts),
                         "critical_alerts": sum(a["severity"] == "critical" for a in open_alerts),
-                        "zones_in_shortfall": len(short), "sensors": len(readings),
+                        "zones_in_shortfall": len(short), "sensors": sensors,
                         "stale_sensors": stale, "reasons": reasons,
                         "wqi_worst": {"node_id": worst["node_id"], "wqi": worst["wqi"],
                                       "band": worst["band"]} if worst else None},

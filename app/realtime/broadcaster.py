@@ -40,7 +40,6 @@ class Broadcaster:
         self._subscribed: dict[str, int] = {}   # node id -> subscribed clients
         self._wake = threading.Event()
         self._running = False
-        self._task = None
 
     # -- called from ingest (any greenthread) ------------------------------
     def publish(self, records: list[dict]) -> None:
@@ -74,7 +73,7 @@ class Broadcaster:
     # -- background task ---------------------------------------------------
     def start(self) -> None:
         self._running = True
-        self._task = self.socketio.start_background_task(self._run)
+        self.socketio.start_background_task(self._run)
 
     def stop(self) -> None:
         self._running = False

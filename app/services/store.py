@@ -85,6 +85,13 @@ class DataStore:
             for record, rx in items
         ]
 
+    def stale_count(self, stale_after: Callable[[dict], float]) -> int:
+        """How many sensors are stale, without building the listing."""
+        now = self.clock()
+        with self._lock:
+            items = [(r, self._received[r["sensor_id"]]) for r in self._latest.values()]
+        return sum(1 for record, rx in items if now - rx > stale_after(record))
+
     def recent(self, sensor_id: str) -> list[dict]:
         with self._lock:
             ring = self._recent.get(sensor_id)

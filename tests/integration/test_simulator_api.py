@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from app.tools import devices
-from tests.helpers import wait_for
+from tests.helpers import stamp, wait_for
 from tests.conftest import OPERATOR_TOKEN
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -96,9 +96,8 @@ def test_leak_posted_by_devices_raises_a_decision_and_an_alert(server):
     history = []
     for k in range(40):   # 200 s of steady readings, 5 s apart, ending 60 s ago
         t = now - 260 + 5 * k
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
-        history += [{"sensor_id": "Z_RR_NAGAR.flow", "value": 150.0 + (k % 3), "timestamp": stamp},
-                    {"sensor_id": "Z_RR_NAGAR.pressure_1", "value": 24.0 + (k % 2) * 0.1, "timestamp": stamp}]
+        history += [{"sensor_id": "Z_RR_NAGAR.flow", "value": 150.0 + (k % 3), "timestamp": stamp(t)},
+                    {"sensor_id": "Z_RR_NAGAR.pressure_1", "value": 24.0 + (k % 2) * 0.1, "timestamp": stamp(t)}]
     assert requests.post(server.url + "/api/sensors", json=history).status_code == 202
     burst = [{"sensor_id": "Z_RR_NAGAR.flow", "value": 190.0},
              {"sensor_id": "Z_RR_NAGAR.pressure_1", "value": 18.5}]

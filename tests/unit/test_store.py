@@ -36,8 +36,10 @@ def test_stale_flag_uses_receive_time():
     store = DataStore(10, 5, clock=lambda: now[0])
     store.put_many([record("a", 1, 1)])
     assert store.all_latest(lambda r: 60)[0]["stale"] is False
+    assert store.stale_count(lambda r: 60) == 0
     now[0] = 200.0
     assert store.all_latest(lambda r: 60)[0]["stale"] is True
+    assert store.stale_count(lambda r: 60) == 1
 
 
 def test_decisions_newest_first_and_client_count():
