@@ -31,6 +31,7 @@ from app.services.controls import ControlService
 from app.services.data_quality import DataQuality
 from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
+from app.services.fusion import SensorIndex
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
 from app.services.monitor import Monitor
@@ -40,6 +41,7 @@ from app.services.simulation import NetworkSimulation
 from app.services.simulator import Simulator
 from app.services.store import DataStore
 from app.services.thresholds import ThresholdMonitor
+from app.services.wqi import WqiStations
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Services.
     metrics = Metrics()
-    store = DataStore(settings.max_sensors, settings.recent_points)
+    store = DataStore(settings.max_sensors, settings.recent_points,
+                      fusion_window_s=settings.fusion_window_s)
     broadcaster = Broadcaster(
         socketio, "/live",
         interval_s=settings.broadcast_interval_ms / 1000,
@@ -151,7 +154,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     alerts.listeners.append(engine.on_alert)
     thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s)
     pipeline.add_annotator(DataQuality().annotate)
-    for hook in (thresholds.observe, forecaster.observe_records, engine.observe):
+    sensor_index = SensorIndex({(s.node, s.metric): s.id for s in network.sensors.values()})
+    wqi_stations = WqiStations()
+    for hook in (sensor_index.learn, wqi_stations.observe, thresholds.observe,
+                 forecaster.observe_records, engine.observe):
         pipeline.add_hook(hook)
 
     simulator = None
@@ -168,7 +174,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
                       engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster,
-                      logs=logs)
+                      logs=logs, wqi_stations=wqi_stations)
+    store.stale_after = runtime.stale_after
     runtime.prometheus = registry_for(runtime)
     monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
     pipeline.add_hook(monitor.observe)

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # Relative change of a zone's demand that makes the engine re-plan.
     routing_demand_trigger: float = 0.05
 
+    # External sources (JSON, shape in the README); unset: no external fetching.
+    sources_file: Path | None = None
+    # Readings of one station and metric observed within this many seconds
+    # compete for the live value; the highest-priority fresh source wins.
+    fusion_window_s: float = 900.0
+
     # An alert clears once its value has stayed back in range this long (s).
     alert_clear_after_s: float = 60.0
 

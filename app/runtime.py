@@ -24,8 +24,7 @@ from app.services.forecast import DemandForecaster
 from app.services.network import Network
 from app.services.simulator import Simulator
 from app.services.health import network_score
-from app.services.wqi import WEIGHTS as WQI_WEIGHTS
-from app.services.wqi import station_indices
+from app.services.wqi import WqiStations
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
 
@@ -58,6 +57,8 @@ class Runtime:
     mqtt: MqttLink | None = None
     forecaster: DemandForecaster | None = None
     logs: LogRing | None = None
+    wqi_stations: WqiStations = field(default_factory=WqiStations)
+    sources: object | None = None       # app.adapters.sources.scheduler.SourceScheduler
     prometheus: object | None = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
@@ -84,7 +85,15 @@ class Runtime:
 
     # -- views used by the API and the snapshot -----------------------------
     def stale_after(self, record: dict) -> float:
-        """Registered sensors are stale after missing STALE_INTERVALS reports."""
+        """Registered sensors are stale after missing STALE_INTERVALS reports.
+
+        An external source's readings are stale after it missed as many fetches.
+        """
+        source = record.get("source", "sensor")
+        if source != "sensor" and self.sources is not None:
+            every = self.sources.interval_of(source)
+            if every:
+                return max(self.settings.stale_after_s, STALE_INTERVALS * every)
         interval = self.network.interval(record["sensor_id"])
         return STALE_INTERVALS * interval if interval else self.settings.stale_after_s
 
@@ -113,14 +122,8 @@ class Runtime:
         }
 
     def wqi(self) -> list[dict]:
-        """WQI of every node whose latest readings include enough quality parameters."""
-        by_node: dict[str, dict[str, float]] = {}
-        for sensor in self.network.sensors.values():
-            if sensor.metric in WQI_WEIGHTS:
-                record = self.store.latest(sensor.id)
-                if record is not None and record.get("quality", "good") != "bad":
-                    by_node.setdefault(sensor.node, {})[sensor.metric] = record["value"]
-        return station_indices(by_node)
+        """WQI of every station whose live readings include enough quality parameters."""
+        return self.wqi_stations.indices(self.store.latest)
 
     def health(self) -> dict:
         services = {"influxdb": self.history.health() if self.history.name == "influxdb" else "disabled",

@@ -109,13 +109,14 @@ class InfluxHistory(HistoryRepository):
         prefixes = self._tag_prefix
         lines = []
         for r in records:
-            key = (r["sensor_id"], r["metric"], r["node_id"], r["zone"])
+            key = (r["sensor_id"], r["metric"], r["node_id"], r["zone"], r.get("source"))
             prefix = prefixes.get(key)
             if prefix is None:
                 if len(prefixes) > MAX_CACHED_SERIES:   # senders varying tags freely
                     prefixes.clear()
+                # `source`: sensor, api:<id>, satellite:<id> or forecast (fusion of sources).
                 tags = {"sensor_id": r["sensor_id"], "metric": r["metric"],
-                        "node_id": r["node_id"], "zone": r["zone"]}
+                        "node_id": r["node_id"], "zone": r["zone"], "source": r.get("source")}
                 prefix = prefixes[key] = READING + "".join(
                     f",{k}={lp.tag(v)}" for k, v in sorted(tags.items()) if v)
             latency = r["latency_ms"]

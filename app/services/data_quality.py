@@ -37,7 +37,10 @@ class DataQuality:
     def annotate(self, records: list[dict]) -> None:
         """Set `quality` (and `quality_reason` when not good) on each record."""
         for record in records:
-            flag, reason = self.classify(record["sensor_id"], record["metric"], record["value"])
+            source = record.get("source", "sensor")
+            # Each source of a fused sensor is its own series for the jump and flatline tests.
+            series = record["sensor_id"] if source == "sensor" else f"{record['sensor_id']}|{source}"
+            flag, reason = self.classify(series, record["metric"], record["value"])
             record["quality"] = flag
             if reason:
                 record["quality_reason"] = reason

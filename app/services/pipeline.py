@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidInput
 from app.models import Reading
+from app.services.fusion import SENSOR
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
 from app.services.store import DataStore, iso
@@ -76,9 +77,12 @@ class IngestPipeline:
         self.hooks.append(hook)
 
     def ingest(self, items: list[Any], source: str, batch: bool = True,
-               count_rejected: bool = True) -> list[dict]:
+               count_rejected: bool = True, provenance: str = SENSOR) -> list[dict]:
         """Validate and take in `items`; return the stored records.
 
+        `source` names the channel for the metrics (http, mqtt, simulator ...);
+        `provenance` is the readings' `source` field for fusion and history:
+        `sensor`, `api:<id>`, `satellite:<id>` or `forecast`.
         `batch=False` means a single reading: error details carry no index.
         Raises InvalidInput or SensorLimitReached, having stored nothing.
         `count_rejected=False` is for callers that sort out and count the bad
@@ -92,7 +96,7 @@ class IngestPipeline:
                 raise InvalidInput(
                     "invalid readings in batch" if batch else "invalid reading",
                     validation_details(error, batch)) from None
-            records = self._records(readings, now)
+            records = self._records(readings, now, provenance)
             self.store.admit(r["sensor_id"] for r in records)
             for annotate in self.annotators:
                 annotate(records)
@@ -100,18 +104,20 @@ class IngestPipeline:
             if count_rejected:
                 self.metrics.add(f"rejected.{source}", len(items))
             raise
-        self.store.put_many(records)
+        # History keeps every reading; analysis and viewers see the live values.
+        live = self.store.put_many(records)
         self.history.write_readings(records)
         for hook in self.hooks:
             try:
-                hook(records)
+                hook(live)
             except Exception:  # analysis must never lose a stored reading
                 logger.exception("analysis hook %s failed", getattr(hook, "__name__", hook))
-        self.broadcast(records)
+        if live:
+            self.broadcast(live)
         self.metrics.add(f"ingested.{source}", len(records))
         return records
 
-    def _records(self, readings: Iterable[Reading], now: float) -> list[dict]:
+    def _records(self, readings: Iterable[Reading], now: float, provenance: str) -> list[dict]:
         defaults_of = self.registry.defaults
         records = []
         for index, reading in enumerate(readings):
@@ -134,5 +140,6 @@ class IngestPipeline:
                 "timestamp": stamp,
                 "ts": ts,
                 "latency_ms": reading.latency_ms,
+                "source": provenance,
             })
         return records

@@ -14,10 +14,13 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from app.errors import SensorLimitReached
+from app.services.fusion import SENSOR, Candidate, choose
 from app.services.ring import PointRing
 
 # Decisions kept in memory for /api/decisions and the snapshot.
 DECISIONS_KEPT = 500
+# FUSION_WINDOW_S's default: a reading observed longer ago is not fresh for fusion.
+FUSION_WINDOW_S = 900.0
 
 
 def iso(ts: float) -> str:
@@ -26,10 +29,17 @@ def iso(ts: float) -> str:
 
 class DataStore:
     def __init__(self, max_sensors: int, recent_points: int,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, fusion_window_s: float = FUSION_WINDOW_S,
+                 stale_after: Callable[[dict], float] | None = None):
         self.max_sensors = max_sensors
         self.recent_points = recent_points
         self.clock = clock
+        self.fusion_window_s = fusion_window_s
+        # How long a sensor's reading stays current (its own reporting interval);
+        # the runtime sets it once the network is known.
+        self.stale_after: Callable[[dict], float] = stale_after or (lambda record: fusion_window_s)
+        # Latest reading per source, only for sensors that more than devices report on.
+        self._candidates: dict[str, dict[str, Candidate]] = {}
         self._lock = threading.Lock()
         self._latest: dict[str, dict] = {}
         self._received: dict[str, float] = {}
@@ -52,13 +62,24 @@ class DataStore:
                 f"{len(new)} new sensor id(s) refused",
                 [{"field": "sensor_id", "message": "sensor limit reached"}])
 
-    def put_many(self, records: list[dict]) -> None:
-        """Store validated readings (dicts with `sensor_id`, `value`, `ts`)."""
+    def put_many(self, records: list[dict]) -> list[dict]:
+        """Store validated readings (dicts with `sensor_id`, `value`, `ts`, `source`).
+
+        Returns the records that became the live value (see app.services.fusion):
+        all of them, unless an external source reports on the same sensor.
+        """
         now = self.clock()
+        fused = False
         with self._lock:
             latest, received, recent = self._latest, self._received, self._recent
+            candidates = self._candidates
             for record in records:
                 sid = record["sensor_id"]
+                source = record.get("source", SENSOR)
+                if source != SENSOR or sid in candidates:
+                    fused = True
+                    self._put_fused(record, source, now)
+                    continue
                 ring = recent.get(sid)
                 if ring is None:
                     ring = recent[sid] = PointRing(self.recent_points)
@@ -68,8 +89,42 @@ class DataStore:
                 if current is None or record["ts"] >= current["ts"]:
                     latest[sid] = record
                     received[sid] = now
+        if not fused:
+            return records
+        return [r for r in records if self._latest.get(r["sensor_id"]) is r]
+
+    def _put_fused(self, record: dict, source: str, now: float) -> None:
+        sid = record["sensor_id"]
+        options = self._candidates.get(sid)
+        if options is None:
+            options = self._candidates[sid] = {}
+            current = self._latest.get(sid)
+            if current is not None:
+                options[current.get("source", SENSOR)] = Candidate(current, self._received[sid])
+        known = options.get(source)
+        if known is None or record["ts"] >= known.record["ts"]:
+            options[source] = Candidate(record, now)
+        live = choose(options, now, self.fusion_window_s, self.stale_after)
+        self._latest[sid], self._received[sid] = live.record, live.received
+        if live.record.get("source", SENSOR) == source:
+            # The recent ring follows the series the live state shows.
+            ring = self._recent.get(sid)
+            if ring is None:
+                ring = self._recent[sid] = PointRing(self.recent_points)
+            ring.append(record["ts"], record["value"])
+
+    def _live(self, sid: str, now: float) -> tuple[dict, float]:
+        """The live reading of a sensor and when it came; fused choices age with time."""
+        options = self._candidates.get(sid)
+        if options is None:
+            return self._latest[sid], self._received[sid]
+        live = choose(options, now, self.fusion_window_s, self.stale_after)
+        return live.record, live.received
 
     def latest(self, sensor_id: str) -> dict | None:
+        if sensor_id in self._candidates:
+            with self._lock:
+                return self._live(sensor_id, self.clock())[0]
         return self._latest.get(sensor_id)
 
     def sensor_count(self) -> int:
@@ -79,7 +134,7 @@ class DataStore:
         """Latest readings with `received_at` and `stale`, for reads and snapshots."""
         now = self.clock()
         with self._lock:
-            items = [(r, self._received[r["sensor_id"]]) for r in self._latest.values()]
+            items = self._live_items(now)
         return [
             {**record, "received_at": iso(rx), "stale": now - rx > stale_after(record)}
             for record, rx in items
@@ -89,8 +144,24 @@ class DataStore:
         """How many sensors are stale, without building the listing."""
         now = self.clock()
         with self._lock:
-            items = [(r, self._received[r["sensor_id"]]) for r in self._latest.values()]
+            items = self._live_items(now)
         return sum(1 for record, rx in items if now - rx > stale_after(record))
+
+    def _live_items(self, now: float) -> list[tuple[dict, float]]:
+        items = [(r, self._received[r["sensor_id"]]) for r in self._latest.values()]
+        if self._candidates:
+            items = [self._live(r["sensor_id"], now) if r["sensor_id"] in self._candidates else (r, rx)
+                     for r, rx in items]
+        return items
+
+    def candidates(self, sensor_id: str) -> list[dict]:
+        """The latest reading of each source that reports on this sensor."""
+        with self._lock:
+            options = self._candidates.get(sensor_id)
+            if options is None:
+                current = self._latest.get(sensor_id)
+                return [current] if current else []
+            return [c.record for c in options.values()]
 
     def recent(self, sensor_id: str) -> list[dict]:
         with self._lock:

@@ -80,3 +80,32 @@ def station_indices(latest_by_node: dict[str, dict[str, float]]) -> list[dict]:
             stations.append({"node_id": node_id, "wqi": wqi, "band": band(wqi), "parameters": used,
                              "complete": len(used) == len(WEIGHTS)})
     return stations
+
+
+class WqiStations:
+    """Which sensors give each station's quality parameters: the network's and ad-hoc ones.
+
+    Seeded from the network model, then learned from every live reading of a
+    WQI metric that names a `node_id`, so a station known only from its
+    readings (an agency's monitoring station, a field kit) gets an index too.
+    """
+
+    def __init__(self, known: dict[str, dict[str, str]] | None = None):
+        self._sensors: dict[str, dict[str, str]] = {node: dict(m) for node, m in (known or {}).items()}
+
+    def observe(self, records: list[dict]) -> None:
+        """Pipeline hook."""
+        for record in records:
+            metric = record["metric"]
+            if metric in WEIGHTS and record["node_id"]:
+                self._sensors.setdefault(record["node_id"], {})[metric] = record["sensor_id"]
+
+    def indices(self, latest) -> list[dict]:
+        """WQI of every station from `latest(sensor_id)`; bad-quality readings are left out."""
+        by_node: dict[str, dict[str, float]] = {}
+        for node, sensors in list(self._sensors.items()):
+            for metric, sensor_id in list(sensors.items()):
+                record = latest(sensor_id)
+                if record is not None and record.get("quality", "good") != "bad":
+                    by_node.setdefault(node, {})[metric] = record["value"]
+        return station_indices(by_node)
