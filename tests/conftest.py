@@ -127,3 +127,12 @@ def broker(tmp_path_factory):
     mosquitto = MosquittoBroker(tmp_path_factory.mktemp("mosquitto")).start()
     yield mosquitto
     mosquitto.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server (Debian's) with an append-only file, per test."""
+    from tests.cluster_services import RedisServer
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
