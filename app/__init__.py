@@ -126,7 +126,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         interval_s=settings.broadcast_interval_ms / 1000,
         minor_interval_s=settings.minor_interval_ms / 1000,
         deadband=network.deadband,
-        on_frame=lambda size: metrics.add("frames"))
+        on_frame=lambda size: metrics.add("frames"),
+        leading_edge=settings.broadcast_leading_edge)
     broadcast = broadcaster.emit
     alerts = AlertBook(broadcast, _alert_event(history))
     pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     # Live broadcasting.
     broadcast_interval_ms: int = 50
+    # Send the first change after a quiet interval at once (true), or let every
+    # frame wait a full interval (false: a plain tick, for comparison).
+    broadcast_leading_edge: bool = True
     minor_interval_ms: int = 1000
     # Shared Socket.IO message queue (e.g. redis://...) for several instances.
     socketio_message_queue: str | None = None

@@ -5,9 +5,15 @@ Ingest hands it records; a background task sends them as frames:
   `interval` per audience, with a leading edge: the first change after a quiet
   spell is sent at once, so coalescing adds no latency at low rates.
 - `minor_update`: changes inside the deadband, every `minor_interval`.
-Each frame is one `emit` to a room, which python-socketio encodes once for all
-its members. The audience `all` gets everything; a client that subscribed to
-nodes sits in `node:<id>` rooms instead and gets only their readings.
+Each frame is one `emit` to a room: python-socketio encodes the packet once
+and sends the same string to every member (tests/unit/test_fanout.py).
+The audience `all` gets everything; a client that subscribed to nodes sits in
+`node:<id>` rooms instead and gets only their readings.
+
+Ingest calls `publish` from many threads at once under ASYNC_MODE=threading
+(and from many greenthreads under eventlet/gevent), so the pending buffers
+and counts are touched only under one lock, held for dictionary work only,
+never across an emit.
 """
 from __future__ import annotations
 
@@ -27,13 +33,18 @@ def node_room(node_id: str) -> str:
 
 class Broadcaster:
     def __init__(self, socketio, namespace: str, interval_s: float, minor_interval_s: float,
-                 deadband: Callable[[str], float], on_frame: Callable[[int], None] | None = None):
+                 deadband: Callable[[str], float], on_frame: Callable[[int], None] | None = None,
+                 leading_edge: bool = True):
         self.socketio = socketio
         self.namespace = namespace
         self.interval = interval_s
         self.minor_interval = minor_interval_s
         self.deadband = deadband
         self.on_frame = on_frame or (lambda size: None)
+        # False: every frame waits a full interval from its first change (a
+        # plain trailing tick); kept to measure what the leading edge buys.
+        self.leading_edge = leading_edge
+        self._lock = threading.Lock()
         self._pending: dict[str, dict] = {}
         self._minor: dict[str, dict] = {}
         self._last_sent_value: dict[str, float] = {}
@@ -41,20 +52,22 @@ class Broadcaster:
         self._wake = threading.Event()
         self._running = False
 
-    # -- called from ingest (any greenthread) ------------------------------
+    # -- called from ingest (any thread or greenthread) ----------------------
     def publish(self, records: list[dict]) -> None:
-        pending, minor, last_sent = self._pending, self._minor, self._last_sent_value
         significant = False
-        for record in records:
-            sid = record["sensor_id"]
-            last = last_sent.get(sid)
-            if last is None or abs(record["value"] - last) > self.deadband(sid):
-                pending[sid] = record
-                last_sent[sid] = record["value"]
-                minor.pop(sid, None)
-                significant = True
-            else:
-                minor[sid] = record
+        deadband = self.deadband
+        with self._lock:
+            pending, minor, last_sent = self._pending, self._minor, self._last_sent_value
+            for record in records:
+                sid = record["sensor_id"]
+                last = last_sent.get(sid)
+                if last is None or abs(record["value"] - last) > deadband(sid):
+                    pending[sid] = record
+                    last_sent[sid] = record["value"]
+                    minor.pop(sid, None)
+                    significant = True
+                else:
+                    minor[sid] = record
         if significant:
             self._wake.set()
 
@@ -64,11 +77,12 @@ class Broadcaster:
 
     # -- subscriptions -----------------------------------------------------
     def subscribed(self, node_id: str, delta: int) -> None:
-        count = self._subscribed.get(node_id, 0) + delta
-        if count > 0:
-            self._subscribed[node_id] = count
-        else:
-            self._subscribed.pop(node_id, None)
+        with self._lock:
+            count = self._subscribed.get(node_id, 0) + delta
+            if count > 0:
+                self._subscribed[node_id] = count
+            else:
+                self._subscribed.pop(node_id, None)
 
     # -- background task ---------------------------------------------------
     def start(self) -> None:
@@ -80,28 +94,37 @@ class Broadcaster:
         self._wake.set()
 
     def _run(self) -> None:
-        last_frame = last_minor = 0.0
+        # -inf: the very first change goes out at once too (leading edge).
+        last_frame = last_minor = float("-inf")
         while self._running:
             self._wake.wait(timeout=self.minor_interval)
             self._wake.clear()
             try:
                 now = time.monotonic()
                 if self._pending:
-                    wait = last_frame + self.interval - now
+                    start = last_frame if self.leading_edge else max(last_frame, now)
+                    wait = start + self.interval - now
                     if wait > 0:
                         self.socketio.sleep(wait)  # trailing edge: gather more
+                    # The period counts from the frame's start, so the time an
+                    # emit takes does not stretch it.
                     last_frame = time.monotonic()
-                    self._flush("sensor_update", self._take("_pending"))
+                    self._flush("sensor_update", self._take_pending())
                 if self._minor and now - last_minor >= self.minor_interval:
                     last_minor = now
-                    self._flush("minor_update", self._take("_minor"))
+                    self._flush("minor_update", self._take_minor())
             except Exception:  # keep broadcasting whatever one frame did
                 logger.exception("broadcast failed")
 
-    def _take(self, name: str) -> list[dict]:
-        # Swap rather than copy-and-clear: ingest may add while we send.
-        taken = getattr(self, name)
-        setattr(self, name, {})
+    def _take_pending(self) -> list[dict]:
+        # Swap under the lock: a publish either lands in this frame or the next, never lost.
+        with self._lock:
+            taken, self._pending = self._pending, {}
+        return list(taken.values())
+
+    def _take_minor(self) -> list[dict]:
+        with self._lock:
+            taken, self._minor = self._minor, {}
         return list(taken.values())
 
     def _flush(self, event: str, records: list[dict]) -> None:
@@ -110,11 +133,13 @@ class Broadcaster:
         emit = self.socketio.emit
         emit(event, {"readings": records}, namespace=self.namespace, to=ALL_ROOM)
         self.on_frame(len(records))
-        if self._subscribed:
+        with self._lock:
+            subscribed = set(self._subscribed)
+        if subscribed:
             by_node: dict[str, list[dict]] = {}
             for record in records:
                 node = record.get("node_id")
-                if node in self._subscribed:
+                if node in subscribed:
                     by_node.setdefault(node, []).append(record)
             for node, subset in by_node.items():
                 emit(event, {"readings": subset}, namespace=self.namespace, to=node_room(node))

@@ -1,6 +1,12 @@
-"""Counters with a per-second rate, for /api/status and /metrics."""
+"""Counters with a per-second rate, for /api/status and /metrics.
+
+Counted from every ingest thread at once under ASYNC_MODE=threading, so each
+update holds a lock: `total += n` is a read-modify-write that loses counts
+under real threads.
+"""
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from typing import Callable
@@ -16,21 +22,24 @@ class RateCounter:
         self.clock = clock
         self.total = 0
         self._seconds: deque[list] = deque()
+        self._lock = threading.Lock()
 
     def add(self, count: int = 1) -> None:
-        self.total += count
         second = int(self.clock())
-        if self._seconds and self._seconds[-1][0] == second:
-            self._seconds[-1][1] += count
-        else:
-            self._seconds.append([second, count])
-            self._trim(second)
+        with self._lock:
+            self.total += count
+            if self._seconds and self._seconds[-1][0] == second:
+                self._seconds[-1][1] += count
+            else:
+                self._seconds.append([second, count])
+                self._trim(second)
 
     def rate(self) -> float:
         now = int(self.clock())
-        self._trim(now)
-        # The current second is partial; count only finished ones.
-        done = sum(count for second, count in self._seconds if second < now)
+        with self._lock:
+            self._trim(now)
+            # The current second is partial; count only finished ones.
+            done = sum(count for second, count in self._seconds if second < now)
         return round(done / RATE_WINDOW_S, 1)
 
     def _trim(self, now: int) -> None:
@@ -44,11 +53,13 @@ class Metrics:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._counters: dict[str, RateCounter] = {}
+        self._lock = threading.Lock()
 
     def counter(self, name: str) -> RateCounter:
         counter = self._counters.get(name)
         if counter is None:
-            counter = self._counters[name] = RateCounter(self.clock)
+            with self._lock:   # two threads creating one counter would each count half
+                counter = self._counters.setdefault(name, RateCounter(self.clock))
         return counter
 
     def add(self, name: str, count: int = 1) -> None:
@@ -56,8 +67,9 @@ class Metrics:
 
     def summary(self, prefix: str) -> dict:
         """`{"total", "per_second", "by_source": {...}}` over counters `prefix.*`."""
-        parts = {name.split(".", 1)[1]: c for name, c in self._counters.items()
-                 if name.startswith(prefix + ".")}
+        with self._lock:
+            counters = list(self._counters.items())
+        parts = {name.split(".", 1)[1]: c for name, c in counters if name.startswith(prefix + ".")}
         return {
             "total": sum(c.total for c in parts.values()),
             "per_second": round(sum(c.rate() for c in parts.values()), 1),

@@ -7,6 +7,7 @@ all-or-nothing: every bad item is reported by index and nothing is stored.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable, Iterable, Protocol
 
@@ -67,6 +68,9 @@ class IngestPipeline:
         self.clock = clock
         self.hooks: list[Callable[[list[dict]], None]] = []
         self.annotators: list[Callable[[list[dict]], None]] = []
+        # Held from admission to broadcast: never across I/O (history and
+        # broadcaster only buffer), so it costs microseconds.
+        self._stateful = threading.Lock()
 
     def add_annotator(self, annotator: Callable[[list[dict]], None]) -> None:
         """Work that marks records before they are stored (data-quality flags)."""
@@ -97,23 +101,32 @@ class IngestPipeline:
                     "invalid readings in batch" if batch else "invalid reading",
                     validation_details(error, batch)) from None
             records = self._records(readings, now, provenance)
-            self.store.admit(r["sensor_id"] for r in records)
-            for annotate in self.annotators:
-                annotate(records)
         except Exception:
             if count_rejected:
                 self.metrics.add(f"rejected.{source}", len(items))
             raise
-        # History keeps every reading; analysis and viewers see the live values.
-        live = self.store.put_many(records)
-        self.history.write_readings(records)
-        for hook in self.hooks:
+        # Validation runs in parallel; the stages with per-sensor state (cap,
+        # quality windows, store, alert rules, broadcaster) take one batch at a
+        # time, as they did under cooperative switching only by luck.
+        with self._stateful:
             try:
-                hook(live)
-            except Exception:  # analysis must never lose a stored reading
-                logger.exception("analysis hook %s failed", getattr(hook, "__name__", hook))
-        if live:
-            self.broadcast(live)
+                self.store.admit(r["sensor_id"] for r in records)
+                for annotate in self.annotators:
+                    annotate(records)
+            except Exception:
+                if count_rejected:
+                    self.metrics.add(f"rejected.{source}", len(items))
+                raise
+            # History keeps every reading; analysis and viewers see the live values.
+            live = self.store.put_many(records)
+            self.history.write_readings(records)
+            for hook in self.hooks:
+                try:
+                    hook(live)
+                except Exception:  # analysis must never lose a stored reading
+                    logger.exception("analysis hook %s failed", getattr(hook, "__name__", hook))
+            if live:
+                self.broadcast(live)
         self.metrics.add(f"ingested.{source}", len(records))
         return records
 

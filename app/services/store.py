@@ -55,8 +55,10 @@ class DataStore:
         Called before anything of a batch is stored, so a refused batch
         leaves no trace.
         """
-        new = {sid for sid in sensor_ids if sid not in self._latest}
-        if new and len(self._latest) + len(new) > self.max_sensors:
+        with self._lock:
+            new = {sid for sid in sensor_ids if sid not in self._latest}
+            full = new and len(self._latest) + len(new) > self.max_sensors
+        if full:
             raise SensorLimitReached(
                 f"this server tracks at most {self.max_sensors} distinct sensors; "
                 f"{len(new)} new sensor id(s) refused",

@@ -72,3 +72,26 @@ def test_subscribed_nodes_get_their_own_frames():
         assert ("sensor_update", node_room("Z1"), ["a"]) in sio.emitted
     finally:
         caster.stop()
+
+
+def test_leading_edge_sends_a_lone_change_at_once_and_a_plain_tick_holds_it():
+    # A long interval, so "at once" and "held" are seconds apart, not a timing race.
+    eager, plain = FakeSocketIO(), FakeSocketIO()
+    casters = [Broadcaster(eager, "/live", 5.0, 10, deadband=lambda s: 0.0),
+               Broadcaster(plain, "/live", 5.0, 10, deadband=lambda s: 0.0, leading_edge=False)]
+    for caster in casters:
+        caster.start()
+    try:
+        for caster in casters:
+            caster.publish([rec("x", 1.0)])
+        wait_until(lambda: eager.emitted)
+        time.sleep(0.3)
+        assert eager.emitted == [("sensor_update", ALL_ROOM, ["x"])]
+        assert plain.emitted == []
+        # Within the interval after a frame, the next change waits for the trailing edge.
+        casters[0].publish([rec("x", 2.0)])
+        time.sleep(0.3)
+        assert len(eager.emitted) == 1
+    finally:
+        for caster in casters:
+            caster.stop()
