@@ -24,11 +24,12 @@ from app.realtime.broadcaster import Broadcaster
 from app.realtime.control import ControlNamespace
 from app.realtime.live import LiveNamespace
 from app.runtime import Runtime
-from app.security import Credentials, generated_token
+from app.security import Credentials, kept_token
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher, MemoryCommands
 from app.services.controls import ControlService
 from app.services.data_quality import DataQuality
+from app.services.demo_reset import DemoReset
 from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.fusion import SensorIndex
@@ -44,6 +45,8 @@ from app.services.thresholds import ThresholdMonitor
 from app.services.wqi import WqiStations
 
 logger = logging.getLogger(__name__)
+# The generated operator token's file in the instance folder (when OPERATOR_TOKENS is unset).
+OPERATOR_TOKEN_FILE = "operator_token"
 
 
 def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
@@ -63,11 +66,16 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
 def _credentials(settings: Settings) -> Credentials:
     operators = Settings.split(settings.operator_tokens)
     if not operators:
-        token = generated_token()
+        # Generated once and kept in the instance folder, so restarts keep it;
+        # printed only when made, so a fresh install can be operated. Control is never open.
+        path = settings.instance_dir / OPERATOR_TOKEN_FILE
+        token, made = kept_token(path)
         operators = [f"operator={token}"]
-        # Printed once so a fresh install can be operated; control is never open.
-        print(f"OPERATOR_TOKENS is unset; generated operator token for this run: {token}",
-              flush=True)
+        if made:
+            print(f"OPERATOR_TOKENS is unset; generated an operator token, kept in {path}: {token}",
+                  flush=True)
+        else:
+            logger.info("OPERATOR_TOKENS is unset; using the operator token kept in %s", path)
     devices = Settings.split(settings.device_keys)
     if not devices:
         logger.warning("DEVICE_KEYS is unset: ingest is open to anyone who can reach this server")
@@ -84,7 +92,10 @@ def _alert_event(history: HistoryRepository):
              "sensor_id": alert.get("sensor_id") or "", "metric": alert.get("metric") or "",
              "value": float(alert["value"]) if alert.get("value") is not None else None,
              "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else None,
-             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or ""},
+             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or "",
+             # ISA-18.2 state and who did what: the alarm audit trail.
+             "alarm_state": alert.get("alarm_state", ""), "action": alert.get("last_action", ""),
+             "by": alert.get("last_action_by", ""), "shelved_until": alert.get("shelved_until") or ""},
             time.time())
     return record
 
@@ -129,7 +140,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         on_frame=lambda size: metrics.add("frames"),
         leading_edge=settings.broadcast_leading_edge)
     broadcast = broadcaster.emit
-    alerts = AlertBook(broadcast, _alert_event(history))
+    alerts = AlertBook(broadcast, _alert_event(history),
+                       schedule=lambda delay, run: spawn(lambda: (sleep(delay), run())))
     pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
     mqtt_link = None
     if settings.mqtt_url:
@@ -153,6 +165,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio,
         forecast=forecaster.next_step, expected_consumption=forecaster.expected_now)
     alerts.listeners.append(engine.on_alert)
+    demo_reset = DemoReset()
+    demo_reset.register("sensors", lambda _: store.forget(lambda sid: sid in network.sensors))
+    demo_reset.register("alerts", alerts.reset)
+    demo_reset.register("decisions", lambda _: store.clear_decisions())
+    controls.reset_demo = demo_reset.run
     thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s)
     pipeline.add_annotator(DataQuality().annotate)
     sensor_index = SensorIndex({(s.node, s.metric): s.id for s in network.sensors.values()})
@@ -190,8 +207,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_limits(app, settings.ratelimit_storage_uri, [
         (api.ingest.bp, settings.ingest_rate_limit, runtime.tokens.devices),
         (api.control.bp, settings.control_rate_limit, runtime.tokens.operators),
-        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators)])
-    for module in (api.ingest, api.read, api.control, api.simulation, api.dashboard, api.metrics,
+        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators),
+        (api.alerts.bp, settings.control_rate_limit, runtime.tokens.operators)])
+    for module in (api.ingest, api.read, api.alerts, api.control, api.simulation, api.dashboard, api.metrics,
                    api.openapi):
         app.register_blueprint(module.bp)
     api.openapi.spec.register(app)

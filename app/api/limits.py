@@ -22,7 +22,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from app.security import TokenSet, bearer_token
+from app.security import TokenSet, credential_for
 
 
 class RateLimited(TooManyRequests):
@@ -40,7 +40,7 @@ class BlueprintLimit:
         self.scope = scope
 
     def key(self) -> str:
-        label = self.tokens.identify(bearer_token(request.headers)) if self.tokens else None
+        label = self.tokens.identify(credential_for(self.tokens.role, request.headers)) if self.tokens else None
         return f"{self.tokens.role}:{label}" if label else f"ip:{request.remote_addr}"
 
     def check(self) -> None:
