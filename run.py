@@ -28,6 +28,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.adapters.sources.config import SourcesFileError  # noqa: E402
 from app.config import Settings  # noqa: E402
 
 logger = logging.getLogger("bhs")
@@ -37,7 +38,11 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SourcesFileError as error:   # names the entry and field; no traceback
+        logger.error("%s", error)
+        sys.exit(2)
     socketio = app.extensions["socketio"]
     runtime = app.extensions["bhs"]
 

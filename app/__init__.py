@@ -63,6 +63,36 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
                          gzip=settings.influx_gzip)
 
 
+def _offload(async_mode: str):
+    """Run blocking C work (GDAL's raster reads) on a real OS thread, off the event loop."""
+    if async_mode == "eventlet":
+        from eventlet import tpool
+        return tpool.execute
+    if async_mode == "gevent":
+        import gevent
+
+        return lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
+    return lambda fn, *args: fn(*args)
+
+
+def _build_sources(settings: Settings, pipeline: IngestPipeline, sensor_index: SensorIndex,
+                   spawn, on_weather):
+    """The external sources of SOURCES_FILE; None when it is unset (no fetching)."""
+    if not settings.sources_file:
+        return None
+    from app.adapters.sources import SourceHttp, configured_sources
+    from app.adapters.sources.scheduler import SourceScheduler
+
+    sources = configured_sources(settings.sources_file, offload=_offload(settings.async_mode))
+    http = SourceHttp(settings.source_connect_timeout_s, settings.source_read_timeout_s,
+                      settings.source_retries, settings.source_backoff_s,
+                      settings.source_retry_after_max_s)
+    return SourceScheduler(
+        sources, http, lambda items, provenance: pipeline.ingest(items, "sources", provenance=provenance),
+        sensor_index.sensor_for, spawn, failures_to_pause=settings.source_failures_to_pause,
+        max_pause_s=settings.source_max_pause_s, on_weather=on_weather)
+
+
 def _credentials(settings: Settings) -> Credentials:
     operators = Settings.split(settings.operator_tokens)
     if not operators:
@@ -178,6 +208,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                  forecaster.observe_records, engine.observe):
         pipeline.add_hook(hook)
 
+    sources = _build_sources(settings, pipeline, sensor_index, spawn, on_weather=None)
+
     simulator = None
     if network.sensors:
         simulation = NetworkSimulation(network, seed=settings.simulator_seed or 0,
@@ -192,13 +224,13 @@ def create_app(settings: Settings | None = None) -> Flask:
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
                       engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster,
-                      logs=logs, wqi_stations=wqi_stations)
+                      logs=logs, wqi_stations=wqi_stations, sources=sources)
     store.stale_after = runtime.stale_after
     runtime.prometheus = registry_for(runtime)
     monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
     pipeline.add_hook(monitor.observe)
-    runtime.components = [c for c in (history, broadcaster, engine, monitor, mqtt_link, simulator)
-                          if c is not None]
+    runtime.components = [c for c in (history, broadcaster, engine, monitor, mqtt_link, simulator,
+                                      sources) if c is not None]
     app.extensions["bhs"] = runtime
 
     # Entry points.
@@ -208,9 +240,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         (api.ingest.bp, settings.ingest_rate_limit, runtime.tokens.devices),
         (api.control.bp, settings.control_rate_limit, runtime.tokens.operators),
         (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators),
-        (api.alerts.bp, settings.control_rate_limit, runtime.tokens.operators)])
+        (api.alerts.bp, settings.control_rate_limit, runtime.tokens.operators),
+        (api.sources.bp, settings.control_rate_limit, runtime.tokens.operators)])
     for module in (api.ingest, api.read, api.alerts, api.control, api.simulation, api.dashboard, api.metrics,
-                   api.openapi):
+                   api.openapi, api.sources):
         app.register_blueprint(module.bp)
     api.openapi.spec.register(app)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,

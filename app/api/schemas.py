@@ -216,3 +216,30 @@ class SimulationBaselineSet(Open):
     ok: bool
     target: str
     factor: float
+
+
+class SourceState(Open):
+    id: str
+    type: Literal["ogd", "open_meteo", "stac"]
+    source: str
+    status: Literal["ok", "failing", "paused", "disabled"]
+    url: str
+    interval_s: float
+    last_success: str | None = None
+    last_error: dict | None = None
+    next_fetch: str | None = None
+    records_fetched: int
+    records_mapped: int
+    records_dropped: int
+    dropped_reasons: dict[str, int]
+
+
+class SourceList(Open):
+    sources: list[SourceState]
+    count: int
+    enabled: bool
+
+
+class SourceRefreshed(Open):
+    ok: bool
+    source: SourceState
