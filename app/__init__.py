@@ -24,12 +24,11 @@ from app.realtime.broadcaster import Broadcaster
 from app.realtime.control import ControlNamespace
 from app.realtime.live import LiveNamespace
 from app.runtime import Runtime
-from app.security import Credentials, kept_token
+from app.security import Credentials, generated_token
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher, MemoryCommands
 from app.services.controls import ControlService
 from app.services.data_quality import DataQuality
-from app.services.demo_reset import DemoReset
 from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.fusion import SensorIndex
@@ -45,8 +44,6 @@ from app.services.thresholds import ThresholdMonitor
 from app.services.wqi import WqiStations
 
 logger = logging.getLogger(__name__)
-# The generated operator token's file in the instance folder (when OPERATOR_TOKENS is unset).
-OPERATOR_TOKEN_FILE = "operator_token"
 
 
 def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
@@ -63,49 +60,14 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
                          gzip=settings.influx_gzip)
 
 
-def _offload(async_mode: str):
-    """Run blocking C work (GDAL's raster reads) on a real OS thread, off the event loop."""
-    if async_mode == "eventlet":
-        from eventlet import tpool
-        return tpool.execute
-    if async_mode == "gevent":
-        import gevent
-
-        return lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
-    return lambda fn, *args: fn(*args)
-
-
-def _build_sources(settings: Settings, pipeline: IngestPipeline, sensor_index: SensorIndex,
-                   spawn, on_weather):
-    """The external sources of SOURCES_FILE; None when it is unset (no fetching)."""
-    if not settings.sources_file:
-        return None
-    from app.adapters.sources import SourceHttp, configured_sources
-    from app.adapters.sources.scheduler import SourceScheduler
-
-    sources = configured_sources(settings.sources_file, offload=_offload(settings.async_mode))
-    http = SourceHttp(settings.source_connect_timeout_s, settings.source_read_timeout_s,
-                      settings.source_retries, settings.source_backoff_s,
-                      settings.source_retry_after_max_s)
-    return SourceScheduler(
-        sources, http, lambda items, provenance: pipeline.ingest(items, "sources", provenance=provenance),
-        sensor_index.sensor_for, spawn, failures_to_pause=settings.source_failures_to_pause,
-        max_pause_s=settings.source_max_pause_s, on_weather=on_weather)
-
-
 def _credentials(settings: Settings) -> Credentials:
     operators = Settings.split(settings.operator_tokens)
     if not operators:
-        # Generated once and kept in the instance folder, so restarts keep it;
-        # printed only when made, so a fresh install can be operated. Control is never open.
-        path = settings.instance_dir / OPERATOR_TOKEN_FILE
-        token, made = kept_token(path)
+        token = generated_token()
         operators = [f"operator={token}"]
-        if made:
-            print(f"OPERATOR_TOKENS is unset; generated an operator token, kept in {path}: {token}",
-                  flush=True)
-        else:
-            logger.info("OPERATOR_TOKENS is unset; using the operator token kept in %s", path)
+        # Printed once so a fresh install can be operated; control is never open.
+        print(f"OPERATOR_TOKENS is unset; generated operator token for this run: {token}",
+              flush=True)
     devices = Settings.split(settings.device_keys)
     if not devices:
         logger.warning("DEVICE_KEYS is unset: ingest is open to anyone who can reach this server")
@@ -122,10 +84,7 @@ def _alert_event(history: HistoryRepository):
              "sensor_id": alert.get("sensor_id") or "", "metric": alert.get("metric") or "",
              "value": float(alert["value"]) if alert.get("value") is not None else None,
              "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else None,
-             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or "",
-             # ISA-18.2 state and who did what: the alarm audit trail.
-             "alarm_state": alert.get("alarm_state", ""), "action": alert.get("last_action", ""),
-             "by": alert.get("last_action_by", ""), "shelved_until": alert.get("shelved_until") or ""},
+             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or ""},
             time.time())
     return record
 
@@ -142,6 +101,37 @@ def _presence_alerts(alerts: AlertBook):
     return on_presence
 
 
+def _build_cluster(settings, store, history, broadcaster, views, analysis, leader_work, mqtt_link,
+                   spawn, sleep):
+    """Cluster mode: replicate accepted batches, and leave analysis and planning to the leader."""
+    from app.adapters.redis_cluster import build_cluster
+    from app.services.cluster.leader_only import LeaderOnly, leader_only
+
+    def leading() -> bool:
+        return cluster.leadership.is_leader
+
+    gated = [leader_only(hook, leading) for hook in analysis]
+
+    def apply(records: list[dict], origin: str) -> None:
+        """A batch another instance accepted: into the live store; analysed by the leader."""
+        store.put_many(records)
+        for hook in (*views, *gated):
+            hook(records)
+
+    cluster = build_cluster(settings, apply=apply, rewrite_history=history.write_readings,
+                            spawn=spawn, sleep=sleep, local_rooms=broadcaster.local_rooms)
+    broadcaster.remote_rooms = cluster.rooms.nodes
+    followers = [LeaderOnly(component, spawn, sleep) for component in leader_work]
+
+    def on_leadership(leading_now: bool) -> None:
+        for follower in followers:
+            follower.follow(leading_now)
+    cluster.leadership.on_change = on_leadership
+    if mqtt_link is not None:
+        cluster.add_check("MQTT session drained", mqtt_link.drained)
+    return cluster, followers, [cluster.replicator.publish, *gated]
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
@@ -149,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
 
     socketio = SocketIO(app, async_mode=settings.async_mode, json=None,
-                        message_queue=settings.socketio_message_queue,
+                        message_queue=settings.message_queue,
                         # None: same-origin only, unless CORS_ORIGINS lists more.
                         cors_allowed_origins=Settings.split(settings.cors_origins) or None)
     spawn, sleep = socketio.start_background_task, socketio.sleep
@@ -170,15 +160,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         on_frame=lambda size: metrics.add("frames"),
         leading_edge=settings.broadcast_leading_edge)
     broadcast = broadcaster.emit
-    alerts = AlertBook(broadcast, _alert_event(history),
-                       schedule=lambda delay, run: spawn(lambda: (sleep(delay), run())))
+    alerts = AlertBook(broadcast, _alert_event(history))
     pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
     mqtt_link = None
     if settings.mqtt_url:
         from app.adapters.mqtt import MqttLink
-        mqtt_link = MqttLink(settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
+        mqtt_link = MqttLink(settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_session_id,
                              pipeline.ingest, metrics, spawn, sleep, settings.max_body_bytes,
-                             on_presence=_presence_alerts(alerts))
+                             on_presence=_presence_alerts(alerts),
+                             share_group=settings.mqtt_share_group if settings.redis_url else None)
     commands: CommandPublisher = mqtt_link or MemoryCommands()
     controls = ControlService(network, history, commands, alerts, broadcast,
                               mode=settings.operating_mode)
@@ -195,20 +185,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio,
         forecast=forecaster.next_step, expected_consumption=forecaster.expected_now)
     alerts.listeners.append(engine.on_alert)
-    demo_reset = DemoReset()
-    demo_reset.register("sensors", lambda _: store.forget(lambda sid: sid in network.sensors))
-    demo_reset.register("alerts", alerts.reset)
-    demo_reset.register("decisions", lambda _: store.clear_decisions())
-    controls.reset_demo = demo_reset.run
     thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s)
     pipeline.add_annotator(DataQuality().annotate)
     sensor_index = SensorIndex({(s.node, s.metric): s.id for s in network.sensors.values()})
     wqi_stations = WqiStations()
-    for hook in (sensor_index.learn, wqi_stations.observe, thresholds.observe,
-                 forecaster.observe_records, engine.observe):
-        pipeline.add_hook(hook)
-
-    sources = _build_sources(settings, pipeline, sensor_index, spawn, on_weather=None)
+    # Live views every instance keeps, and analysis (only the leader's, in a cluster).
+    views = [sensor_index.learn, wqi_stations.observe]
+    analysis = [thresholds.observe, forecaster.observe_records, engine.observe]
 
     simulator = None
     if network.sensors:
@@ -224,26 +207,32 @@ def create_app(settings: Settings | None = None) -> Flask:
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
                       engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster,
-                      logs=logs, wqi_stations=wqi_stations, sources=sources)
+                      logs=logs, wqi_stations=wqi_stations)
     store.stale_after = runtime.stale_after
     runtime.prometheus = registry_for(runtime)
     monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
-    pipeline.add_hook(monitor.observe)
-    runtime.components = [c for c in (history, broadcaster, engine, monitor, mqtt_link, simulator,
-                                      sources) if c is not None]
+    analysis.append(monitor.observe)
+    leader_work = [engine, monitor]
+    cluster = None
+    if settings.redis_url:
+        cluster, leader_work, analysis = _build_cluster(settings, store, history, broadcaster, views,
+                                                        analysis, leader_work, mqtt_link, spawn, sleep)
+        runtime.cluster = cluster
+    for hook in (*views, *analysis):
+        pipeline.add_hook(hook)
+    runtime.components = [c for c in (history, broadcaster, cluster, *leader_work, mqtt_link, simulator)
+                          if c is not None]
     app.extensions["bhs"] = runtime
 
     # Entry points.
     errors.register_error_handlers(app)
     register_headers(app, Settings.split(settings.cors_origins))
-    install_limits(app, settings.ratelimit_storage_uri, [
+    install_limits(app, settings.limiter_storage, [
         (api.ingest.bp, settings.ingest_rate_limit, runtime.tokens.devices),
         (api.control.bp, settings.control_rate_limit, runtime.tokens.operators),
-        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators),
-        (api.alerts.bp, settings.control_rate_limit, runtime.tokens.operators),
-        (api.sources.bp, settings.control_rate_limit, runtime.tokens.operators)])
-    for module in (api.ingest, api.read, api.alerts, api.control, api.simulation, api.dashboard, api.metrics,
-                   api.openapi, api.sources):
+        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators)])
+    for module in (api.ingest, api.read, api.ready, api.control, api.simulation, api.dashboard,
+                   api.metrics, api.openapi):
         app.register_blueprint(module.bp)
     api.openapi.spec.register(app)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,

@@ -82,6 +82,22 @@ class Settings(BaseSettings):
     # Shared Socket.IO message queue (e.g. redis://...) for several instances.
     socketio_message_queue: str | None = None
 
+    # Cluster mode: with REDIS_URL set, instances share a stream of accepted
+    # readings, a leader lease, operator state and the Socket.IO message queue.
+    redis_url: str | None = None
+    # This instance's name in the cluster (health, leader, its MQTT client id).
+    # Stable across restarts; unset: <hostname>-<port>.
+    instance_id: str | None = None
+    # A dead leader is replaced within this many seconds.
+    leader_lease_s: float = 10.0
+    # Batches kept in the shared stream (XADD MAXLEN ~): a restarted instance
+    # rebuilds its live state from them, from history beyond them.
+    stream_maxlen: int = 100_000
+    # Key prefix in Redis, so several systems can share one Redis.
+    redis_prefix: str = "bhs"
+    # MQTT shared-subscription group ($share/<group>/...) of the instances.
+    mqtt_share_group: str = "bhs"
+
     # Network model and the simulator.
     network_file: Path = BUNDLED_NETWORK
     simulator: Literal["on", "off"] | None = None
@@ -104,17 +120,6 @@ class Settings(BaseSettings):
     # Readings of one station and metric observed within this many seconds
     # compete for the live value; the highest-priority fresh source wins.
     fusion_window_s: float = 900.0
-    # The sources' HTTP client: timeouts (s), retries of connection errors, 429
-    # and 5xx with exponential back-off (s), and the longest Retry-After obeyed
-    # (s), so one server cannot hold its source for hours.
-    source_connect_timeout_s: float = 5.0
-    source_read_timeout_s: float = 20.0
-    source_retries: int = 2
-    source_backoff_s: float = 0.5
-    source_retry_after_max_s: float = 60.0
-    # Failures in a row that pause a source, and the longest pause (6 h).
-    source_failures_to_pause: int = 3
-    source_max_pause_s: float = 21_600.0
 
     # An alert clears once its value has stayed back in range this long (s).
     alert_clear_after_s: float = 60.0
@@ -129,6 +134,31 @@ class Settings(BaseSettings):
         if self.simulator is None:
             return not self.mqtt_url
         return self.simulator == "on"
+
+    @property
+    def cluster_id(self) -> str:
+        """This instance's name: INSTANCE_ID, else <hostname>-<port>."""
+        import socket
+        return self.instance_id or f"{socket.gethostname()}-{self.port}"
+
+    @property
+    def message_queue(self) -> str | None:
+        """The Socket.IO message queue: its own setting, else Redis in cluster mode."""
+        return self.socketio_message_queue or self.redis_url
+
+    @property
+    def limiter_storage(self) -> str:
+        """Rate-limit counters: their own setting, else Redis in cluster mode."""
+        if self.ratelimit_storage_uri == "memory://" and self.redis_url:
+            return self.redis_url
+        return self.ratelimit_storage_uri
+
+    @property
+    def mqtt_session_id(self) -> str:
+        """One persistent MQTT session per instance (the broker keys it on the client id)."""
+        if self.redis_url and self.mqtt_client_id == "bhs-server":
+            return f"bhs-{self.cluster_id}"
+        return self.mqtt_client_id
 
     @staticmethod
     def split(value: str) -> list[str]:

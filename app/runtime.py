@@ -60,6 +60,7 @@ class Runtime:
     wqi_stations: WqiStations = field(default_factory=WqiStations)
     sources: object | None = None       # app.adapters.sources.scheduler.SourceScheduler
     prometheus: object | None = None
+    cluster: object | None = None   # a ClusterNode when REDIS_URL is set
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.
@@ -82,18 +83,6 @@ class Runtime:
                 component.stop()
             except Exception:
                 logger.exception("stopping %s failed", type(component).__name__)
-
-    def audit_source_refresh(self, source_id: str, operator: str, source_ip: str | None,
-                             status: dict) -> None:
-        """An operator's fetch-now joins the audit trail (the `control` measurement)."""
-        result = status["status"]
-        logger.info("operator %s refreshed source %s: %s", operator, source_id, result)
-        self.history.write_event(
-            "control", {"action": "refresh_source", "target": source_id, "operator": operator,
-                        "origin": "operator"},
-            {"value": "", "reason": (status.get("last_error") or {}).get("reason", "")
-             if result != "ok" else "", "result": result, "source_ip": source_ip or ""},
-            self.clock())
 
     # -- views used by the API and the snapshot -----------------------------
     def stale_after(self, record: dict) -> float:
@@ -141,6 +130,9 @@ class Runtime:
         services = {"influxdb": self.history.health() if self.history.name == "influxdb" else "disabled",
                     "mqtt": self.commands.health(),
                     "routing": self.engine.status}
+        cluster = self.cluster.health() if self.cluster else None
+        if cluster:
+            services["redis"] = cluster["redis"]
         degraded = any(state == "down" for state in services.values())
         # Health runs every monitor round: count, don't build the whole listing.
         stale = self.store.stale_count(self.stale_after)
@@ -159,7 +151,14 @@ class Runtime:
                         "wqi_worst": {"node_id": worst["node_id"], "wqi": worst["wqi"],
                                       "band": worst["band"]} if worst else None},
             "services": services,
+            **({"cluster": cluster} if cluster else {}),
         }
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        """Ready once started and, in a cluster, once live state is rebuilt."""
+        if self.cluster is None:
+            return True, []
+        return self.cluster.ready, self.cluster.waiting_for()
 
     def status(self) -> dict:
         return {

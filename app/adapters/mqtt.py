@@ -17,6 +17,15 @@
   its batch still lands.
 - Commands are published retained at QoS 1 to `{prefix}/control/{target}`,
   so a device that reconnects gets its desired state.
+- In a cluster (`share_group`), the device topics are shared subscriptions
+  (`$share/<group>/...`): the broker gives each message to one instance. Each
+  instance keeps its own persistent session, and acknowledges a message only
+  after the pipeline took it (paho's manual ack), so a killed instance's
+  unprocessed messages are delivered again when it comes back. Mosquitto
+  2.0.11 keeps handing shared messages to a member that is away; they wait in
+  its session, which is why a restarted instance reports ready only once its
+  session is drained (`drained()`), and why a removed instance must come back
+  once under its INSTANCE_ID (or its session be cleared) for nothing to stay behind.
 """
 from __future__ import annotations
 
@@ -45,6 +54,9 @@ POLL_S = 0.1
 # pipeline falls behind; the broker keeps QoS 1 messages it could not deliver.
 MAX_PENDING = 100_000
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+# A session counts as drained once a select found nothing more to read, or
+# (under steady load, when that never happens) this long after connecting.
+DRAIN_MAX_S = 10.0
 # CONNACK codes that retrying cannot fix.
 _FATAL = {"Bad user name or password", "Not authorized", "Client identifier not valid",
           "Unsupported protocol version"}
@@ -53,7 +65,8 @@ _FATAL = {"Bad user name or password", "Not authorized", "Client identifier not 
 class MqttLink(CommandPublisher):
     def __init__(self, url: str, prefix: str, client_id: str, ingest: Callable[..., list],
                  metrics: Metrics, spawn: Callable, sleep: Callable[[float], None], max_payload: int,
-                 on_presence: Callable[[str, str, bool], None] = lambda d, s, expected: None):
+                 on_presence: Callable[[str, str, bool], None] = lambda d, s, expected: None,
+                 share_group: str | None = None):
         parsed = urlparse(url)
         if parsed.scheme not in ("mqtt", "mqtts"):
             raise ValueError(f"MQTT_URL must start with mqtt:// or mqtts://, not {parsed.scheme}://")
@@ -66,8 +79,10 @@ class MqttLink(CommandPublisher):
         self.sleep = sleep
         self.max_payload = max_payload
         self.on_presence = on_presence
+        self.share_group = share_group
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  clean_session=False, protocol=mqtt.MQTTv311)
+                                  clean_session=False, protocol=mqtt.MQTTv311,
+                                  manual_ack=share_group is not None)
         if parsed.username:
             self.client.username_pw_set(unquote(parsed.username),
                                         unquote(parsed.password) if parsed.password else None)
@@ -82,6 +97,8 @@ class MqttLink(CommandPublisher):
         self.gave_up = False
         self.last_error: str | None = None
         self.devices: dict[str, dict] = {}
+        self._connected_at = 0.0
+        self._idle_since_connect = False
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +131,8 @@ class MqttLink(CommandPublisher):
                 readable, _, _ = select.select([sock], [sock] if client.want_write() else [], [], POLL_S)
                 if readable:
                     self._read_burst()
+                elif self.connected and not self._pending:
+                    self._idle_since_connect = True
                 if client.want_write():
                     client.loop_write()
                 client.loop_misc()
@@ -148,9 +167,11 @@ class MqttLink(CommandPublisher):
             logger.warning("MQTT connect refused (%s); retrying", reason_code)
             return
         self.connected = True
+        self._connected_at, self._idle_since_connect = time.monotonic(), False
         logger.info("MQTT connected to %s:%s (session present: %s)", self.host, self.port,
                     flags.session_present)
-        client.subscribe([(f"{self.prefix}/sensors/#", 1), (f"{self.prefix}/status/+", 1)])
+        share = f"$share/{self.share_group}/" if self.share_group else ""
+        client.subscribe([(f"{share}{self.prefix}/sensors/#", 1), (f"{share}{self.prefix}/status/+", 1)])
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
         self.connected = False
@@ -161,20 +182,34 @@ class MqttLink(CommandPublisher):
     def _on_message(self, client, userdata, message):
         if len(self._pending) >= MAX_PENDING:
             self.metrics.add("rejected.mqtt")
+            self._ack(message.mid, message.qos)
             return
-        self._pending.append((message.topic, message.payload, message.retain))
+        self._pending.append((message.topic, message.payload, message.retain, message.mid, message.qos))
 
     # -- into the pipeline ----------------------------------------------------------
     def _drain(self) -> None:
         pending = self._pending
         while pending:
             batch = [pending.popleft() for _ in range(min(len(pending), DRAIN_BATCH))]
-            self._ingest_batch(batch)
+            try:
+                self._ingest_batch(batch)
+            finally:   # taken in (or refused for good): the broker may forget them
+                for message in batch:
+                    self._ack(message[3], message[4])
+
+    def _ack(self, mid: int, qos: int) -> None:
+        if self.share_group is not None and qos > 0:
+            self.client.ack(mid, qos)
+
+    def drained(self) -> bool:
+        """Connected, and what the broker held for our session has been taken in."""
+        return self.connected and not self._pending and (
+            self._idle_since_connect or time.monotonic() - self._connected_at > DRAIN_MAX_S)
 
     def _ingest_batch(self, batch: list) -> None:
         items, owners = [], []       # owners[i]: index of the message item i came from
         sensor_prefix, status_prefix = f"{self.prefix}/sensors/", f"{self.prefix}/status/"
-        for number, (topic, payload, retained) in enumerate(batch):
+        for number, (topic, payload, retained, *_) in enumerate(batch):
             if topic.startswith(status_prefix):
                 self._presence(topic[len(status_prefix):], payload, retained)
                 continue

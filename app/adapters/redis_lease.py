@@ -1,4 +1,4 @@
-"""The leader lease and the member roster on Redis.
+"""The leader lease, the member roster and the station-room directory on Redis.
 
 The lease is redis-py's `Lock` (SET NX PX to take it, a compare-and-PEXPIRE
 script to renew it, compare-and-DEL to release it), with the holder's name as
@@ -86,3 +86,24 @@ class RedisRoster(Roster):
         pipe.hdel(self.hash, incarnation)
         pipe.delete(self.alive_prefix + incarnation)
         pipe.execute()
+
+
+class RedisRooms:
+    """The station-room directory: one hash field per incarnation, its nodes and when."""
+
+    def __init__(self, client: redis.Redis, prefix: str):
+        self.client = client
+        self.hash = f"{prefix}:rooms"
+
+    def put(self, incarnation: str, nodes: list[str], at: float) -> None:
+        self.client.hset(self.hash, incarnation, json.dumps({"nodes": nodes, "at": at}))
+
+    def entries(self) -> dict[str, tuple[list[str], float]]:
+        out = {}
+        for key, raw in self.client.hgetall(self.hash).items():
+            value = json.loads(raw)
+            out[key.decode()] = (value["nodes"], value["at"])
+        return out
+
+    def forget(self, incarnation: str) -> None:
+        self.client.hdel(self.hash, incarnation)

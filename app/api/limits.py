@@ -9,20 +9,25 @@ The key is the credential's label when a valid one is presented, else the
 client's address; so one noisy device cannot starve another, and
 unauthenticated floods are limited per address. A limited request gets 429
 with Retry-After. Storage is in memory unless RATELIMIT_STORAGE_URI points at
-a shared store (e.g. redis://) for several instances.
+a shared store (e.g. redis://) for several instances. If that store cannot
+be reached, limits are counted in memory until it is back: an outage of
+Redis must not turn ingest into errors.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 
 from flask import Blueprint, Flask, request
 from limits import parse
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from app.security import TokenSet, credential_for
+from app.security import TokenSet, bearer_token
+
+logger = logging.getLogger(__name__)
 
 
 class RateLimited(TooManyRequests):
@@ -32,21 +37,36 @@ class RateLimited(TooManyRequests):
 
 
 class BlueprintLimit:
-    def __init__(self, limit: str, limiter: FixedWindowRateLimiter, tokens: TokenSet, scope: str):
+    def __init__(self, limit: str, limiter: FixedWindowRateLimiter, tokens: TokenSet, scope: str,
+                 fallback: FixedWindowRateLimiter | None = None):
         self.text = limit
         self.item = parse(limit)
         self.limiter = limiter
+        self.fallback = fallback
+        self.shared_up = True
         self.tokens = tokens
         self.scope = scope
 
     def key(self) -> str:
-        label = self.tokens.identify(credential_for(self.tokens.role, request.headers)) if self.tokens else None
+        label = self.tokens.identify(bearer_token(request.headers)) if self.tokens else None
         return f"{self.tokens.role}:{label}" if label else f"ip:{request.remote_addr}"
 
     def check(self) -> None:
         key = self.key()
-        if not self.limiter.hit(self.item, self.scope, key):
-            reset, _ = self.limiter.get_window_stats(self.item, self.scope, key)
+        limiter = self.limiter
+        try:
+            allowed = limiter.hit(self.item, self.scope, key)
+            self.shared_up = True
+        except Exception as error:   # shared storage away: count locally meanwhile
+            if self.fallback is None:
+                raise
+            if self.shared_up:
+                logger.warning("rate-limit storage unreachable (%s): counting in memory", error)
+            self.shared_up = False
+            limiter = self.fallback
+            allowed = limiter.hit(self.item, self.scope, key)
+        if not allowed:
+            reset, _ = limiter.get_window_stats(self.item, self.scope, key)
             raise RateLimited(self.text, max(1, math.ceil(reset - time.time())))
 
 
@@ -56,8 +76,11 @@ def install_limits(app: Flask, storage_uri: str, limited: list[tuple[Blueprint, 
     The check hangs on the app, not the (module-level) blueprints, so every
     app built in a process keeps its own limits.
     """
-    limiter = FixedWindowRateLimiter(storage_from_string(storage_uri))
-    rules = {bp.name: BlueprintLimit(limit, limiter, tokens, bp.name) for bp, limit, tokens in limited}
+    storage = storage_from_string(storage_uri)
+    limiter = FixedWindowRateLimiter(storage)
+    fallback = None if isinstance(storage, MemoryStorage) else FixedWindowRateLimiter(MemoryStorage())
+    rules = {bp.name: BlueprintLimit(limit, limiter, tokens, bp.name, fallback)
+             for bp, limit, tokens in limited}
 
     @app.before_request
     def rate_limit() -> None:

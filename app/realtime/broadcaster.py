@@ -49,6 +49,8 @@ class Broadcaster:
         self._minor: dict[str, dict] = {}
         self._last_sent_value: dict[str, float] = {}
         self._subscribed: dict[str, int] = {}   # node id -> subscribed clients
+        # Nodes with subscribers on other instances (a cluster sets this).
+        self.remote_rooms: Callable[[], frozenset[str]] = frozenset
         self._wake = threading.Event()
         self._running = False
 
@@ -76,6 +78,10 @@ class Broadcaster:
         self.socketio.emit(event, payload, namespace=self.namespace)
 
     # -- subscriptions -----------------------------------------------------
+    def local_rooms(self) -> set[str]:
+        with self._lock:
+            return set(self._subscribed)
+
     def subscribed(self, node_id: str, delta: int) -> None:
         with self._lock:
             count = self._subscribed.get(node_id, 0) + delta
@@ -135,6 +141,8 @@ class Broadcaster:
         self.on_frame(len(records))
         with self._lock:
             subscribed = set(self._subscribed)
+        # Rooms whose viewers sit on other instances count too (a cluster sets this).
+        subscribed |= self.remote_rooms()
         if subscribed:
             by_node: dict[str, list[dict]] = {}
             for record in records:

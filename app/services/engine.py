@@ -20,6 +20,7 @@ from app.services.leaks import LeakDetector, LeakFinding
 from app.services.network import Network
 from app.services.routing import RoutingInputs, RoutingModel, RoutingPlan
 from app.services.store import DataStore, iso
+from app.services.ids import id_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class DecisionEngine:
         self._wake = threading.Event()
         self._running = False
         self._ids = itertools.count(1)
-        self._prefix = format(int(clock()), "x")
+        self._prefix = id_prefix(clock)
         self._levels_at_plan: dict[str, float] = {}
         controls.listeners.append(self._on_control)
 

@@ -48,7 +48,7 @@ class ClusterNode:
     def __init__(self, instance_id: str, incarnation: str, replicator: Replicator,
                  leadership: Leadership, roster: Roster, rewrite_history: Callable[[list[dict]], None],
                  spawn: Callable, sleep: Callable[[float], None],
-                 fill_from_history: Callable[[], int] = lambda: 0,
+                 fill_from_history: Callable[[], int] = lambda: 0, rooms=None,
                  clock: Callable[[], float] = time.time):
         self.instance_id = instance_id
         self.incarnation = incarnation
@@ -57,6 +57,7 @@ class ClusterNode:
         self.roster = roster
         self.rewrite_history = rewrite_history
         self.fill_from_history = fill_from_history
+        self.rooms = rooms          # SharedRooms, or None
         self.spawn = spawn
         self.sleep = sleep
         self.clock = clock
@@ -80,6 +81,8 @@ class ClusterNode:
         self._running = False
         self.leadership.stop()
         self.replicator.stop()
+        if self.rooms is not None:
+            self.rooms.stop()
         try:
             self.roster.forget(self.incarnation)
         except Exception:    # Redis away at shutdown: our alive key expires by itself
@@ -102,6 +105,8 @@ class ClusterNode:
         self.rebuilt = True
         self.replicator.start()
         self.leadership.start()
+        if self.rooms is not None:
+            self.rooms.start()
         self.spawn(self._roster_loop)
 
     def _roster_loop(self) -> None:

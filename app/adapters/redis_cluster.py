@@ -1,0 +1,41 @@
+"""Builds this instance's cluster node on Redis; called by the composition root.
+
+Keys, under REDIS_PREFIX (default `bhs`): `<p>:readings` the stream of
+accepted batches, `<p>:leader` the lease, `<p>:members` and `<p>:alive:*` the
+roster, `<p>:rooms` the station rooms each instance's viewers are in. The Socket.IO message queue and the rate limiter use the same Redis
+with their own keys.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from app.adapters.redis_client import blocking_client, command_client
+from app.adapters.redis_lease import RedisLease, RedisRooms, RedisRoster
+from app.adapters.redis_stream import RedisBatchLog
+from app.adapters.spool import DiskSpool
+from app.config import Settings
+from app.services.cluster.leadership import Leadership
+from app.services.cluster.node import ClusterNode, new_incarnation
+from app.services.cluster.replication import READ_BLOCK_S, Outbox, Replicator
+from app.services.cluster.rooms import SharedRooms
+
+
+def build_cluster(settings: Settings, *, apply: Callable[[list[dict], str], None],
+                  rewrite_history: Callable[[list[dict]], None], spawn: Callable,
+                  sleep: Callable[[float], None],
+                  local_rooms: Callable[[], set[str]] = set,
+                  fill_from_history: Callable[[], int] = lambda: 0) -> ClusterNode:
+    url, prefix = settings.redis_url, settings.redis_prefix
+    client = command_client(url)
+    instance = settings.cluster_id
+    incarnation = new_incarnation(instance)
+    log = RedisBatchLog(client, blocking_client(url, READ_BLOCK_S), f"{prefix}:readings",
+                        settings.stream_maxlen)
+    outbox = Outbox(DiskSpool(settings.instance_dir / "redis-outbox", settings.spool_max_bytes))
+    replicator = Replicator(log, outbox, incarnation, apply, spawn, sleep)
+    leadership = Leadership(RedisLease(client, f"{prefix}:leader"), incarnation,
+                            settings.leader_lease_s, spawn, sleep)
+    return ClusterNode(instance, incarnation, replicator, leadership,
+                       RedisRoster(client, prefix), rewrite_history, spawn, sleep,
+                       fill_from_history=fill_from_history,
+                       rooms=SharedRooms(RedisRooms(client, prefix), incarnation, local_rooms, spawn, sleep))
