@@ -5,12 +5,17 @@ must monkey-patch the standard library first (with no arguments: patching
 only some modules breaks the app, see STACK-NOTES).
 """
 import os
+import warnings
 
 from dotenv import dotenv_values
 
 ASYNC_MODE = os.environ.get("ASYNC_MODE") or dotenv_values(".env").get("ASYNC_MODE") or "eventlet"
 if ASYNC_MODE == "eventlet":
-    import eventlet
+    # eventlet warns on import that it is in bugfix-only maintenance. We know,
+    # and say so once in a single line at start-up (see main) instead.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+        import eventlet
 
     eventlet.monkey_patch()
 elif ASYNC_MODE == "gevent":
@@ -23,6 +28,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.adapters.sources.config import SourcesFileError  # noqa: E402
 from app.config import Settings  # noqa: E402
 
 logger = logging.getLogger("bhs")
@@ -32,7 +38,11 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SourcesFileError as error:   # names the entry and field; no traceback
+        logger.error("%s", error)
+        sys.exit(2)
     socketio = app.extensions["socketio"]
     runtime = app.extensions["bhs"]
 
@@ -53,6 +63,9 @@ def main() -> None:
     runtime.start()
     logger.info("listening on http://%s:%s (async mode %s)", settings.host, settings.port,
                 ASYNC_MODE)
+    if ASYNC_MODE == "eventlet":
+        logger.info("eventlet is in bugfix-only maintenance upstream; ASYNC_MODE=gevent or "
+                    "threading run the same server (README, Configuration)")
     run_options = {"max_size": settings.max_connections} if ASYNC_MODE == "eventlet" else {}
     socketio.run(app, host=settings.host, port=settings.port, log_output=False,
                  allow_unsafe_werkzeug=True, **run_options)

@@ -24,11 +24,12 @@ from app.realtime.broadcaster import Broadcaster
 from app.realtime.control import ControlNamespace
 from app.realtime.live import LiveNamespace
 from app.runtime import Runtime
-from app.security import Credentials, generated_token
+from app.security import Credentials, kept_token
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher, MemoryCommands
 from app.services.controls import ControlService
 from app.services.data_quality import DataQuality
+from app.services.demo_reset import DemoReset
 from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.fusion import SensorIndex
@@ -44,6 +45,8 @@ from app.services.thresholds import ThresholdMonitor
 from app.services.wqi import WqiStations
 
 logger = logging.getLogger(__name__)
+# The generated operator token's file in the instance folder (when OPERATOR_TOKENS is unset).
+OPERATOR_TOKEN_FILE = "operator_token"
 
 
 def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
@@ -60,14 +63,49 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
                          gzip=settings.influx_gzip)
 
 
+def _offload(async_mode: str):
+    """Run blocking C work (GDAL's raster reads) on a real OS thread, off the event loop."""
+    if async_mode == "eventlet":
+        from eventlet import tpool
+        return tpool.execute
+    if async_mode == "gevent":
+        import gevent
+
+        return lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)
+    return lambda fn, *args: fn(*args)
+
+
+def _build_sources(settings: Settings, pipeline: IngestPipeline, sensor_index: SensorIndex,
+                   spawn, on_weather):
+    """The external sources of SOURCES_FILE; None when it is unset (no fetching)."""
+    if not settings.sources_file:
+        return None
+    from app.adapters.sources import SourceHttp, configured_sources
+    from app.adapters.sources.scheduler import SourceScheduler
+
+    sources = configured_sources(settings.sources_file, offload=_offload(settings.async_mode))
+    http = SourceHttp(settings.source_connect_timeout_s, settings.source_read_timeout_s,
+                      settings.source_retries, settings.source_backoff_s,
+                      settings.source_retry_after_max_s)
+    return SourceScheduler(
+        sources, http, lambda items, provenance: pipeline.ingest(items, "sources", provenance=provenance),
+        sensor_index.sensor_for, spawn, failures_to_pause=settings.source_failures_to_pause,
+        max_pause_s=settings.source_max_pause_s, on_weather=on_weather)
+
+
 def _credentials(settings: Settings) -> Credentials:
     operators = Settings.split(settings.operator_tokens)
     if not operators:
-        token = generated_token()
+        # Generated once and kept in the instance folder, so restarts keep it;
+        # printed only when made, so a fresh install can be operated. Control is never open.
+        path = settings.instance_dir / OPERATOR_TOKEN_FILE
+        token, made = kept_token(path)
         operators = [f"operator={token}"]
-        # Printed once so a fresh install can be operated; control is never open.
-        print(f"OPERATOR_TOKENS is unset; generated operator token for this run: {token}",
-              flush=True)
+        if made:
+            print(f"OPERATOR_TOKENS is unset; generated an operator token, kept in {path}: {token}",
+                  flush=True)
+        else:
+            logger.info("OPERATOR_TOKENS is unset; using the operator token kept in %s", path)
     devices = Settings.split(settings.device_keys)
     if not devices:
         logger.warning("DEVICE_KEYS is unset: ingest is open to anyone who can reach this server")
@@ -84,7 +122,10 @@ def _alert_event(history: HistoryRepository):
              "sensor_id": alert.get("sensor_id") or "", "metric": alert.get("metric") or "",
              "value": float(alert["value"]) if alert.get("value") is not None else None,
              "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else None,
-             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or ""},
+             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or "",
+             # ISA-18.2 state and who did what: the alarm audit trail.
+             "alarm_state": alert.get("alarm_state", ""), "action": alert.get("last_action", ""),
+             "by": alert.get("last_action_by", ""), "shelved_until": alert.get("shelved_until") or ""},
             time.time())
     return record
 
@@ -160,7 +201,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         on_frame=lambda size: metrics.add("frames"),
         leading_edge=settings.broadcast_leading_edge)
     broadcast = broadcaster.emit
-    alerts = AlertBook(broadcast, _alert_event(history))
+    alerts = AlertBook(broadcast, _alert_event(history),
+                       schedule=lambda delay, run: spawn(lambda: (sleep(delay), run())))
     pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
     mqtt_link = None
     if settings.mqtt_url:
@@ -185,6 +227,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio,
         forecast=forecaster.next_step, expected_consumption=forecaster.expected_now)
     alerts.listeners.append(engine.on_alert)
+    demo_reset = DemoReset()
+    demo_reset.register("sensors", lambda _: store.forget(lambda sid: sid in network.sensors))
+    demo_reset.register("alerts", alerts.reset)
+    demo_reset.register("decisions", lambda _: store.clear_decisions())
+    controls.reset_demo = demo_reset.run
     thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s)
     pipeline.add_annotator(DataQuality().annotate)
     sensor_index = SensorIndex({(s.node, s.metric): s.id for s in network.sensors.values()})
@@ -192,6 +239,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Live views every instance keeps, and analysis (only the leader's, in a cluster).
     views = [sensor_index.learn, wqi_stations.observe]
     analysis = [thresholds.observe, forecaster.observe_records, engine.observe]
+
+    sources = _build_sources(settings, pipeline, sensor_index, spawn, on_weather=None)
 
     simulator = None
     if network.sensors:
@@ -207,7 +256,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
                       engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster,
-                      logs=logs, wqi_stations=wqi_stations)
+                      logs=logs, wqi_stations=wqi_stations, sources=sources)
     store.stale_after = runtime.stale_after
     runtime.prometheus = registry_for(runtime)
     monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
@@ -220,8 +269,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         runtime.cluster = cluster
     for hook in (*views, *analysis):
         pipeline.add_hook(hook)
-    runtime.components = [c for c in (history, broadcaster, cluster, *leader_work, mqtt_link, simulator)
-                          if c is not None]
+    runtime.components = [c for c in (history, broadcaster, cluster, *leader_work, mqtt_link, simulator,
+                                      sources) if c is not None]
     app.extensions["bhs"] = runtime
 
     # Entry points.
@@ -230,9 +279,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_limits(app, settings.limiter_storage, [
         (api.ingest.bp, settings.ingest_rate_limit, runtime.tokens.devices),
         (api.control.bp, settings.control_rate_limit, runtime.tokens.operators),
-        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators)])
-    for module in (api.ingest, api.read, api.ready, api.control, api.simulation, api.dashboard,
-                   api.metrics, api.openapi):
+        (api.simulation.bp, settings.control_rate_limit, runtime.tokens.operators),
+        (api.alerts.bp, settings.control_rate_limit, runtime.tokens.operators),
+        (api.sources.bp, settings.control_rate_limit, runtime.tokens.operators)])
+    for module in (api.ingest, api.read, api.ready, api.alerts, api.control, api.simulation,
+                   api.dashboard, api.metrics, api.openapi, api.sources):
         app.register_blueprint(module.bp)
     api.openapi.spec.register(app)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,

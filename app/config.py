@@ -120,6 +120,17 @@ class Settings(BaseSettings):
     # Readings of one station and metric observed within this many seconds
     # compete for the live value; the highest-priority fresh source wins.
     fusion_window_s: float = 900.0
+    # The sources' HTTP client: timeouts (s), retries of connection errors, 429
+    # and 5xx with exponential back-off (s), and the longest Retry-After obeyed
+    # (s), so one server cannot hold its source for hours.
+    source_connect_timeout_s: float = 5.0
+    source_read_timeout_s: float = 20.0
+    source_retries: int = 2
+    source_backoff_s: float = 0.5
+    source_retry_after_max_s: float = 60.0
+    # Failures in a row that pause a source, and the longest pause (6 h).
+    source_failures_to_pause: int = 3
+    source_max_pause_s: float = 21_600.0
 
     # An alert clears once its value has stayed back in range this long (s).
     alert_clear_after_s: float = 60.0

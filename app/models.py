@@ -72,18 +72,48 @@ class ReadingBatch(BaseModel):
     readings: list[Any]
 
 
-ControlAction = Literal["set_valve", "set_pump", "set_mode", "isolate", "restore", "ack_alert"]
+ControlAction = Literal["set_valve", "set_pump", "set_mode", "isolate", "restore", "ack_alert",
+                        "reset_demo"]
+
+# What `value` each action takes; shown in the OpenAPI document and in 422 messages.
+CONTROL_VALUES = {
+    "set_valve": "target: a valve link id; value: its opening, a number 0-100 (%), e.g. 40",
+    "set_pump": "target: a pump link id; value: 'on', 'off', or a speed 0-100 (%), e.g. 'off' or 80",
+    "set_mode": "value: 'auto' (the engine's decisions are sent to devices) or 'manual' (it only recommends)",
+    "isolate": "target: a node or link id; no value",
+    "restore": "target: a node or link id isolated before; no value",
+    "ack_alert": "target: an alert id; no value (POST /api/alerts/<id>/ack does the same)",
+    "reset_demo": "no target or value: forgets ad-hoc sensors (not in the network model), alerts and decisions",
+}
+CONTROL_EXAMPLES = [
+    {"action": "set_valve", "target": "V_CJF_CENTRAL", "value": 40, "reason": "pressure test"},
+    {"action": "set_pump", "target": "P_TAT_SOUTH", "value": "off", "reason": "maintenance"},
+    {"action": "set_pump", "target": "P_TAT_SOUTH", "value": 80},
+    {"action": "set_mode", "value": "auto"},
+    {"action": "isolate", "target": "SRC_CWSS_4", "reason": "contamination upstream"},
+    {"action": "restore", "target": "SRC_CWSS_4"},
+    {"action": "ack_alert", "target": "6650a1f2-3"},
+    {"action": "reset_demo", "reason": "end of the API tour"},
+]
 
 
 class ControlRequest(BaseModel):
-    """Body of POST /api/control and of the `/control` namespace's `control` event."""
+    """Body of POST /api/control and of the `/control` namespace's `control` event.
 
-    model_config = ConfigDict(extra="ignore")
+    The target and value each action takes are in CONTROL_VALUES (and the
+    OpenAPI document's description of `action`).
+    """
 
-    action: ControlAction
-    target: str | None = Field(default=None, min_length=1, max_length=64)
-    value: str | float | int | bool | None = None
-    reason: str | None = Field(default=None, max_length=500)
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": CONTROL_EXAMPLES})
+
+    action: ControlAction = Field(description="; ".join(f"`{a}`: {v}" for a, v in CONTROL_VALUES.items()))
+    target: str | None = Field(default=None, min_length=1, max_length=64,
+                               description="the node, link or alert the action applies to")
+    value: str | float | int | bool | None = Field(
+        default=None, description="set_valve: 0-100 (%); set_pump: 'on', 'off' or 0-100 (%); "
+                                  "set_mode: 'auto' or 'manual'; others: none",
+        examples=[40, "off", 80, "auto"])
+    reason: str | None = Field(default=None, max_length=500, description="kept in the audit trail")
 
 
 class SimulationEvent(BaseModel):
@@ -118,3 +148,22 @@ class ErrorEnvelope(BaseModel):
     """Every error response: `{"error": {"code", "message", "details"}}`."""
 
     error: ErrorBody
+
+
+class AckMany(BaseModel):
+    """Body of POST /api/alerts/ack: the alarms to acknowledge ("acknowledge all visible")."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"ids": ["6650a1f2-3", "6650a1f2-7"]}]})
+
+    ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=1000)
+
+
+class ShelveRequest(BaseModel):
+    """Body of POST /api/alerts/<id>/shelve: hide the alarm for `duration_s` seconds."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "examples": [{"duration_s": 3600, "reason": "sensor under maintenance"}]})
+
+    duration_s: Annotated[float, Field(ge=1, le=86_400, allow_inf_nan=False,
+                                       description="seconds, 1 to 86400 (24 h)", examples=[900, 3600, 28800])]
+    reason: str | None = Field(default=None, max_length=500)

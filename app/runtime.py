@@ -84,6 +84,18 @@ class Runtime:
             except Exception:
                 logger.exception("stopping %s failed", type(component).__name__)
 
+    def audit_source_refresh(self, source_id: str, operator: str, source_ip: str | None,
+                             status: dict) -> None:
+        """An operator's fetch-now joins the audit trail (the `control` measurement)."""
+        result = status["status"]
+        logger.info("operator %s refreshed source %s: %s", operator, source_id, result)
+        self.history.write_event(
+            "control", {"action": "refresh_source", "target": source_id, "operator": operator,
+                        "origin": "operator"},
+            {"value": "", "reason": (status.get("last_error") or {}).get("reason", "")
+             if result != "ok" else "", "result": result, "source_ip": source_ip or ""},
+            self.clock())
+
     # -- views used by the API and the snapshot -----------------------------
     def stale_after(self, record: dict) -> float:
         """Registered sensors are stale after missing STALE_INTERVALS reports.

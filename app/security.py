@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 HASH_PREFIX = "sha256:"
 
@@ -58,13 +60,44 @@ def generated_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def kept_token(path: Path) -> tuple[str, bool]:
+    """The token kept in `path`, made (readable by the owner only) if absent.
+
+    Returns (token, made_now), so a restart keeps the operator token a
+    fresh install printed once.
+    """
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token, False
+    except FileNotFoundError:
+        pass
+    token = generated_token()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return token, True
+
+
 def bearer_token(headers) -> str | None:
-    """The token of `Authorization: Bearer T`, or of `X-API-Key: T`."""
+    """The token of `Authorization: Bearer T`: where operator and viewer tokens go."""
     header = headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return headers.get("X-API-Key") or None
+    return None
+
+
+def device_key(headers) -> str | None:
+    """A device key: `X-API-Key: K`, or `Authorization: Bearer K`."""
+    return headers.get("X-API-Key") or bearer_token(headers)
+
+
+def credential_for(role: str, headers) -> str | None:
+    """A role's credential from its documented header only: device keys in
+    X-API-Key or Bearer; every other role (operator, viewer, admin) in Bearer."""
+    return device_key(headers) if role == "device" else bearer_token(headers)
 
 
 class Credentials:

@@ -1,2 +1,3 @@
 """HTTP entry points: one blueprint module per audience."""
-from app.api import control, dashboard, ingest, metrics, openapi, read, ready, simulation  # noqa: F401
+from app.api import (alerts, control, dashboard, ingest, metrics, openapi, read, ready,  # noqa: F401
+                     simulation, sources)

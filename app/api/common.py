@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from app.errors import DomainError, InvalidInput
-from app.security import bearer_token
+from app.security import credential_for
 from app.services.pipeline import validation_details
 
 # Deepest JSON nesting we parse; a reading is two levels deep, a batch three.
@@ -95,9 +95,13 @@ def _require(tokens_attr: str, role: str, optional: bool):
             if optional and not tokens:
                 g.principal = None
                 return view(*args, **kwargs)
-            token = bearer_token(request.headers)
+            token = credential_for(role, request.headers)
             if token is None:
-                raise Unauthorized(f"{role} credentials required: Authorization: Bearer <token>")
+                where = ("X-API-Key: <key> or Authorization: Bearer <key>" if role == "device"
+                         else "Authorization: Bearer <token>")
+                hint = (" (X-API-Key is for device keys only)"
+                        if role != "device" and request.headers.get("X-API-Key") else "")
+                raise Unauthorized(f"{role} credentials required: {where}{hint}")
             label = tokens.identify(token)
             if label is None:
                 # A token of another role is known but not enough: 403, else 401.

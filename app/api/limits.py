@@ -25,7 +25,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from app.security import TokenSet, bearer_token
+from app.security import TokenSet, credential_for
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class BlueprintLimit:
         self.scope = scope
 
     def key(self) -> str:
-        label = self.tokens.identify(bearer_token(request.headers)) if self.tokens else None
+        label = self.tokens.identify(credential_for(self.tokens.role, request.headers)) if self.tokens else None
         return f"{self.tokens.role}:{label}" if label else f"ip:{request.remote_addr}"
 
     def check(self) -> None:

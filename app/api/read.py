@@ -6,7 +6,7 @@ from spectree import Response
 
 from app.api.common import query_limit, require_viewer, services
 from app.api.openapi import document, responses
-from app.api.schemas import (AlertList, AlertParams, DecisionList, Forecast, Health, HistoryParams,
+from app.api.schemas import (DecisionList, Forecast, Health, HistoryParams,
                              HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
 from app.errors import InvalidInput, NotFound
@@ -47,7 +47,9 @@ def latest(sensor_id: str):
     """Latest value of one sensor (legacy shape)."""
     record = services().store.latest(sensor_id)
     if record is None:
-        return jsonify(sensorId=sensor_id, found=False), 404
+        # The legacy shape, with the error envelope beside it like every other 404.
+        return jsonify(sensorId=sensor_id, found=False, error={
+            "code": "not_found", "message": f"sensor '{sensor_id}' has not reported", "details": []}), 404
     return jsonify(sensorId=sensor_id, zone=record["zone"], value=record["value"],
                    latencyMs=record["latency_ms"], timestamp=record["timestamp"], found=True)
 
@@ -102,17 +104,6 @@ def routing():
 def decisions():
     """Recent decisions, newest first."""
     return jsonify(decisions=services().store.decisions(query_limit(10, 500)))
-
-
-@bp.get("/api/alerts")
-@document(query=AlertParams, resp=responses(HTTP_200=AlertList), tags=["quality"], security=VIEWER)
-@require_viewer
-def alerts():
-    """Alerts, open or all."""
-    state = request.args.get("state", "active")
-    if state not in ("active", "all"):
-        raise InvalidInput("bad state", [{"field": "state", "message": "active or all"}])
-    return jsonify(alerts=services().alerts.listing(include_cleared=state == "all"))
 
 
 @bp.get("/api/wqi")

@@ -9,7 +9,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from app.models import Reading, ReadingBatch
+from app.models import AckMany, Reading, ReadingBatch, ShelveRequest  # noqa: F401 (re-exported)
 
 
 class Open(BaseModel):
@@ -74,6 +74,7 @@ class LatestFound(Open):
 class LatestMissing(Open):
     sensorId: str
     found: Literal[False]
+    error: dict[str, Any]
 
 
 class HistoryParams(BaseModel):
@@ -123,19 +124,46 @@ class DecisionList(Open):
 
 
 class AlertParams(BaseModel):
-    state: Literal["active", "all"] = "active"
+    state: Literal["active", "open", "all", "shelved", "active_unacknowledged", "active_acknowledged",
+                   "cleared_unacknowledged", "cleared_acknowledged"] = Field(
+        "active", description="active: the condition is present; open: every alarm not yet cleared "
+                              "and acknowledged; all: with the archive; or one ISA-18.2 state, or shelved")
 
 
 class Alert(Open):
     id: str
-    severity: Literal["warning", "critical"]
-    state: Literal["active", "acknowledged", "cleared"]
+    severity: Literal["critical", "major", "minor", "warning"]
+    state: Literal["active", "acknowledged", "cleared"] = Field(
+        description="the original three states, kept for existing clients")
+    alarm_state: Literal["active_unacknowledged", "active_acknowledged",
+                         "cleared_unacknowledged", "cleared_acknowledged"]
+    active: bool
+    acknowledged: bool
+    shelved: bool
+    shelved_until: str | None = None
     message: str
     raised_at: str
 
 
+class AlertSummary(Open):
+    states: dict[str, int]
+    shelved: int
+    active_by_severity: dict[str, int]
+    unacknowledged: int
+
+
 class AlertList(Open):
     alerts: list[Alert]
+    summary: AlertSummary | None = None
+
+
+class AlertOne(Open):
+    alert: Alert
+
+
+class AckManyResult(Open):
+    ok: bool
+    acknowledged: list[str]
 
 
 class WqiList(Open):
@@ -188,3 +216,30 @@ class SimulationBaselineSet(Open):
     ok: bool
     target: str
     factor: float
+
+
+class SourceState(Open):
+    id: str
+    type: Literal["ogd", "open_meteo", "stac"]
+    source: str
+    status: Literal["ok", "failing", "paused", "disabled"]
+    url: str
+    interval_s: float
+    last_success: str | None = None
+    last_error: dict | None = None
+    next_fetch: str | None = None
+    records_fetched: int
+    records_mapped: int
+    records_dropped: int
+    dropped_reasons: dict[str, int]
+
+
+class SourceList(Open):
+    sources: list[SourceState]
+    count: int
+    enabled: bool
+
+
+class SourceRefreshed(Open):
+    ok: bool
+    source: SourceState

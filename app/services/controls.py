@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 from app.errors import InvalidInput, NotFound
-from app.models import ControlRequest
+from app.models import CONTROL_VALUES, ControlRequest
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
 from app.services.history import HistoryRepository
@@ -22,6 +22,8 @@ from app.services.store import iso
 from app.services.ids import id_prefix
 
 MODES = ("auto", "manual")
+# Actions on the server's own state: nothing to publish to a device.
+LOCAL_ACTIONS = ("ack_alert", "reset_demo")
 # Controls kept in memory for /api/controls.
 AUDIT_KEPT = 500
 
@@ -45,6 +47,8 @@ class ControlService:
         self.pump_speed: dict[str, float] = {}     # link -> 0..100 % (off = 0)
         self.isolated: set[str] = set()
         self.listeners: list[Callable[[dict], None]] = []
+        # reset_demo(operator) -> what was cleared; set by the composition root.
+        self.reset_demo: Callable[[str], dict] | None = None
         self._ids = itertools.count(1)
         self._prefix = id_prefix(clock)
         self._lock = threading.Lock()
@@ -96,7 +100,7 @@ class ControlService:
                         "operator": operator, "origin": origin},
             {"value": str(value), "reason": request.reason or "", "result": "applied",
              "source_ip": source_ip or ""}, self.clock())
-        if request.action != "ack_alert":
+        if request.action not in LOCAL_ACTIONS:
             self.commands.publish(request.target or "mode", {
                 "action": request.action, "target": request.target, "value": value,
                 "id": control["id"], "timestamp": control["timestamp"]})
@@ -114,11 +118,15 @@ class ControlService:
         if action == "set_mode":
             mode = str(value or target or "").lower()
             if mode not in MODES:
-                raise _bad("value", "set_mode takes 'auto' or 'manual'")
+                raise _bad("value", f"set_mode takes 'auto' or 'manual', not {value!r}")
             self.mode = mode
             return mode
+        if action == "reset_demo":
+            if self.reset_demo is None:
+                raise _bad("action", "reset_demo is not available on this server")
+            return self.reset_demo(operator)
         if not target:
-            raise _bad("target", f"{action} needs a target")
+            raise _bad("target", f"{action} needs a target ({CONTROL_VALUES[action]})")
         if action == "ack_alert":
             return self.alerts.acknowledge(target, operator)["id"]
         if action in ("isolate", "restore"):
@@ -132,7 +140,7 @@ class ControlService:
         if action == "set_valve":
             if link.kind != "valve":
                 raise _bad("target", f"'{target}' is a {link.kind}, not a valve")
-            percent = self._percent(value)
+            percent = self._percent(value, "set_valve takes the opening, a number 0-100 (%), e.g. 40")
             self.valve_open[target] = percent
             return percent
         # set_pump
@@ -141,12 +149,13 @@ class ControlService:
         if isinstance(value, str) and value.lower() in ("on", "off"):
             speed = 100.0 if value.lower() == "on" else 0.0
         else:
-            speed = self._percent(value)
+            speed = self._percent(value, "set_pump takes 'on', 'off' or a speed 0-100 (%), "
+                                         f"e.g. 'off' or 80; not {value!r}")
         self.pump_speed[target] = speed
         return "off" if speed == 0 else ("on" if speed == 100 else speed)
 
     @staticmethod
-    def _percent(value) -> float:
+    def _percent(value, expected: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-            raise _bad("value", "a number from 0 to 100 (percent)")
+            raise _bad("value", expected)
         return float(value)

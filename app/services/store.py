@@ -165,6 +165,17 @@ class DataStore:
                 return [current] if current else []
             return [c.record for c in options.values()]
 
+    def forget(self, keep: Callable[[str], bool]) -> int:
+        """Drop every sensor for which `keep(sensor_id)` is false; returns how many."""
+        with self._lock:
+            gone = [sid for sid in self._latest if not keep(sid)]
+            for sid in gone:
+                self._latest.pop(sid, None)
+                self._received.pop(sid, None)
+                self._recent.pop(sid, None)
+                self._candidates.pop(sid, None)
+        return len(gone)
+
     def recent(self, sensor_id: str) -> list[dict]:
         with self._lock:
             ring = self._recent.get(sensor_id)
@@ -178,6 +189,12 @@ class DataStore:
     def add_decisions(self, decisions: Iterable[dict]) -> None:
         with self._lock:
             self._decisions.extend(decisions)
+
+    def clear_decisions(self) -> int:
+        with self._lock:
+            count = len(self._decisions)
+            self._decisions.clear()
+        return count
 
     def decisions(self, limit: int) -> list[dict]:
         with self._lock:

@@ -4,7 +4,8 @@ A rule is data: a warning band and a critical band, each `[low, high]` with
 either end open (None). A value strictly outside a band breaches it, so a
 value exactly on a limit is still in range. Quality defaults come from
 DOMAIN.md (operational thresholds; free chlorine per IS 10500); level and
-pressure come from each sensor's normal range in the network model; any
+pressure come from each sensor's normal range in the network model, whose
+pressure floor is the service minimum (below it: critical); any
 sensor may override its rule with `thresholds` in the network file.
 
 Against flapping: an alert is raised at the first breach (safety first) but
@@ -35,8 +36,12 @@ DEFAULT_RULES: dict[str, dict[str, Band]] = {
     "chlorine": {"warning": (0.2, 1.0), "critical": (0.1, 2.0)},
 }
 # Level and pressure: the sensor's normal range is the warning band; the
-# critical band lies this share of the range's span beyond it.
+# critical band lies this share of the range's span beyond it ...
 CRITICAL_SPAN_SHARE = 0.5
+# ... except below a pressure range's floor, which is the service minimum
+# (DOMAIN.md: 7/12/17 m at the connection): under it customers lose supply,
+# so it is critical at once; a warning comes first, this share of the span above it.
+PRESSURE_WARNING_HEADROOM_SHARE = 0.1
 # Back inside the warning band by this share of its span before clearing counts.
 CLEAR_MARGIN_SHARE = 0.02
 
@@ -85,8 +90,11 @@ def rules_for(network: Network) -> dict[str, Rule]:
         if base is None and sensor.metric in ("level", "pressure") and sensor.normal:
             low, high = sensor.normal
             extra = CRITICAL_SPAN_SHARE * (high - low)
-            base = {"warning": (low, high),
-                    "critical": (max(0.0, low - extra), high + extra if sensor.metric == "pressure" else None)}
+            if sensor.metric == "pressure":
+                base = {"warning": (low + PRESSURE_WARNING_HEADROOM_SHARE * (high - low), high),
+                        "critical": (low, high + extra)}
+            else:
+                base = {"warning": (low, high), "critical": (max(0.0, low - extra), None)}
         override = sensor.thresholds or {}
         if base is None and not override:
             continue

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 import requests
@@ -120,14 +121,27 @@ def test_cors_allow_list_and_security_headers(locked):
                        headers={"Origin": "https://evil.example.com"}, wait_timeout=5)
 
 
-def test_generated_operator_token_is_printed_once_and_works(tmp_path):
+def test_generated_operator_token_is_printed_once_kept_and_works(tmp_path):
     server = ServerProcess(tmp_path, OPERATOR_TOKENS="").start()   # empty means unset
     try:
-        lines = [line for line in server.log().splitlines() if "generated operator token" in line]
+        lines = [line for line in server.log().splitlines() if "generated an operator token" in line]
         assert len(lines) == 1
         token = lines[0].rsplit(" ", 1)[1]
+        assert (tmp_path / "instance" / "operator_token").read_text().strip() == token
         assert requests.post(server.url + "/api/control", headers=bearer(token), json=CONTROL).status_code == 200
         assert requests.post(server.url + "/api/control", json=CONTROL).status_code == 401
+        # Only its documented header: an operator token in X-API-Key is not accepted.
+        refused = requests.post(server.url + "/api/control", headers={"X-API-Key": token}, json=CONTROL)
+        assert refused.status_code == 401 and "X-API-Key is for device keys" in refused.json()["error"]["message"]
+        # A restart keeps the token and does not print it again; no deprecation warning at start.
+        server.stop()
+        server.start()
+        assert requests.post(server.url + "/api/control", headers=bearer(token), json=CONTROL).status_code == 200
+        log = server.log()
+        assert sum("generated an operator token" in line for line in log.splitlines()) == 1
+        assert "DeprecationWarning" not in log
+        explained = sum("eventlet" in line and "maintenance" in line for line in log.splitlines())
+        assert explained == (2 if os.environ.get("ASYNC_MODE", "eventlet") == "eventlet" else 0)
     finally:
         server.stop()
 

@@ -32,8 +32,10 @@ def test_level_and_pressure_rules_come_from_the_network_and_can_be_overridden():
     net = Network.load(BUNDLED_NETWORK)
     rules = rules_for(net)
     pressure = rules["Z_SOUTH.pressure_1"]            # normal 12-30 m
-    assert pressure.severity(12.0) is None and pressure.severity(11.9) == "warning"
-    assert pressure.severity(2.9) == "critical"          # 12 - 0.5 x 18
+    # The floor is the service minimum: below it is critical (5.7 m against 12 m is no mere warning).
+    assert pressure.severity(14.0) is None and pressure.severity(13.7) == "warning"   # 12 + 0.1 x 18
+    assert pressure.severity(12.0) == "warning" and pressure.severity(11.9) == "critical"
+    assert pressure.severity(5.7) == "critical"
     level = rules["GLR_CJF.level"]                        # normal 10-95 %
     assert level.severity(9.9) == "warning" and level.severity(100) == "warning"
     net.sensors["Z_SOUTH.ph"].thresholds = {"warning": [6.8, 8.2]}

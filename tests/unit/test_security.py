@@ -1,6 +1,6 @@
 import hashlib
 
-from app.security import Credentials, TokenSet, bearer_token
+from app.security import Credentials, TokenSet, bearer_token, device_key
 
 
 def test_plain_labelled_and_hashed_tokens():
@@ -20,5 +20,7 @@ def test_operators_may_read_when_viewer_tokens_are_set():
 
 def test_bearer_or_api_key_header():
     assert bearer_token({"Authorization": "Bearer abc"}) == "abc"
-    assert bearer_token({"X-API-Key": "k"}) == "k"
+    assert bearer_token({"X-API-Key": "k"}) is None      # operator/viewer tokens: Bearer only
+    assert device_key({"X-API-Key": "k"}) == "k"
+    assert device_key({"Authorization": "Bearer k"}) == "k"
     assert bearer_token({"Authorization": "Basic xyz"}) is None

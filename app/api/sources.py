@@ -1,0 +1,35 @@
+"""External sources: their state for viewers, a fetch-now for operators (audited)."""
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from app.api.common import require_operator, require_viewer, services
+from app.api.openapi import document, responses
+from app.api.read import VIEWER
+from app.api.schemas import SourceList, SourceRefreshed
+from app.errors import NotFound
+
+bp = Blueprint("sources", __name__)
+
+
+@bp.get("/api/sources")
+@document(resp=responses(HTTP_200=SourceList), tags=["sources"], security=VIEWER)
+@require_viewer
+def listing():
+    """Every external source with its state, last success and error, and counts."""
+    scheduler = services().sources
+    items = scheduler.listing() if scheduler else []
+    return jsonify(sources=items, count=len(items), enabled=scheduler is not None)
+
+
+@bp.post("/api/sources/<source_id>/refresh")
+@document(resp=responses(HTTP_200=SourceRefreshed), tags=["sources"], security={"operator": []})
+@require_operator
+def refresh(source_id: str):
+    """Fetch one source now; answers with its state after the fetch."""
+    runtime = services()
+    if runtime.sources is None or source_id not in runtime.sources.states:
+        raise NotFound(f"no source '{source_id}'")
+    status = runtime.sources.run(source_id)
+    runtime.audit_source_refresh(source_id, g.principal, request.remote_addr, status)
+    return jsonify(ok=True, source=status)
