@@ -1,118 +1,130 @@
-"""End-to-end latency: a device's publish (HTTP or MQTT) to receipt by every /live client.
+"""End-to-end latency: a device's POST to receipt by every /live client, ours against a ceiling.
 
-Each reading carries the sender's clock as its timestamp. PROBES full
-python-socketio clients note when each reading arrives; the rest of the
-audience are passive websocket connections that join /live and discard what
-they get (Python clients decoding every frame would saturate these 2 cores
-themselves). Senders pace themselves to the target rate from other processes. Run: python bench/latency.py [rate] [clients] [http|mqtt]
+Ours is the real server (`python run.py`, InfluxDB history on, every analysis
+hook on). The ceiling is bench/relay.py: a bare Flask-SocketIO relay on the
+same async mode with the same coalescing interval and leading edge and no
+pipeline. Both are measured in the same run by the same harness
+(bench/load.py: paced keep-alive senders in 2 processes, 10 regex probes in
+one, the rest of the audience passive websocket connections), one after the
+other. Latency is from the sender's clock at send to the probe's at receipt.
+CPU per reading is the server process's user+system time over the load,
+divided by the readings sent.
+
+    python bench/latency.py [rate] [clients] [interval_ms] [leading 1|0] [async_mode]
 """
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import requests
 
-from bench.common import ClientPool, Influx, PassivePool, percentile, stamp, start_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Influx, PassivePool, percentile, start_server  # noqa: E402
+from bench.load import ProbePool, Senders, cpu_seconds  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 PREFIX = "lat-"
 PROBES = 10
+SECONDS = 10
 
 
-def _http_sender(url: str, rate: float, seconds: float, threads: int):
-    import requests
+class Relay:
+    """bench/relay.py on a free port."""
 
-    def loop(offset: int):
-        session = requests.Session()
-        per_thread = rate / threads
-        due = time.time()
-        end = due + seconds
-        k = 0
-        while time.time() < end:
-            body = {"sensor_id": f"{PREFIX}{offset}-{k % 200}", "value": float(k), "timestamp": stamp(time.time())}
-            session.post(url + "/api/ingest", json=body, timeout=10)
-            k += 1
-            due += 1 / per_thread
-            pause = due - time.time()
-            if pause > 0:
-                time.sleep(pause)
+    def __init__(self, mode: str, interval_ms: int, leading_edge: bool):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "relay.py"), str(self.port), mode, str(interval_ms),
+             "1" if leading_edge else "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url + "/api/health", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("relay did not start")
 
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-
-
-def _mqtt_sender(port: int, rate: float, seconds: float):
-    import paho.mqtt.client as mqtt
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sender")
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    due = time.time()
-    end = due + seconds
-    k = 0
-    while time.time() < end:
-        client.publish(f"water/sensors/{PREFIX}m-{k % 200}",
-                       json.dumps({"value": float(k), "timestamp": stamp(time.time())}), qos=1)
-        k += 1
-        due += 1 / rate
-        pause = due - time.time()
-        if pause > 0:
-            time.sleep(pause)
-    time.sleep(1)
-    client.loop_stop()
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
-def run(rate: int, clients: int, transport: str = "http", seconds: float = 15,
-        interval_ms: int | None = None) -> dict:
-    ctx = mp.get_context("spawn")
-    influx = Influx()
-    broker = None
-    env = influx.env()
-    if interval_ms is not None:
-        env["BROADCAST_INTERVAL_MS"] = str(interval_ms)
-    if transport == "mqtt":
-        import tempfile
+def measure(url: str, pid: int, rate: int, clients: int, seconds: float = SECONDS) -> dict:
+    """Hold `clients` on /live (PROBES of them timing), send `rate` readings/s for `seconds`."""
+    passive = PassivePool(url, clients - PROBES, hold_s=seconds + 15)
+    probes = ProbePool(url, PROBES, PREFIX, hold_s=seconds + 5)
+    cpu_before = cpu_seconds(pid)
+    senders = Senders(url, rate, seconds, PREFIX)
+    sent = senders.join()
+    cpu = cpu_seconds(pid) - cpu_before
+    values = probes.latencies()
+    passive.close()
+    return {"clients": passive.connected + probes.connected, "sent": sent, "samples": len(values),
+            "p50": percentile(values, 0.50), "p95": percentile(values, 0.95),
+            "p99": percentile(values, 0.99), "max": max(values) if values else float("nan"),
+            "cpu_ms_per_reading": 1000 * cpu / sent if sent else float("nan"),
+            "cpu_share": cpu / seconds}
 
-        from tests.services import MosquittoBroker
-        broker = MosquittoBroker(Path(tempfile.mkdtemp(prefix="bench-mqtt-"))).start()
-        env.update(MQTT_URL=broker.url, MQTT_CLIENT_ID="bhs-latency")
-    server = start_server(**env)
+
+def ours(rate: int, clients: int, interval_ms: int = 50, leading_edge: bool = True,
+         mode: str = "eventlet", influx: Influx | None = None, seconds: float = SECONDS) -> dict:
+    own = influx is None
+    influx = influx or Influx()
     try:
-        passive = PassivePool(server.url, clients - PROBES, hold_s=seconds + 15)
-        pool = ClientPool(server.url, PROBES, hold_s=seconds + 8, watch_prefix=PREFIX)
-        if transport == "http":
-            senders = [ctx.Process(target=_http_sender, args=(server.url, rate / 2, seconds, 4)) for _ in range(2)]
-        else:
-            senders = [ctx.Process(target=_mqtt_sender, args=(broker.port, rate, seconds))]
-        for s in senders:
-            s.start()
-        for s in senders:
-            s.join(timeout=seconds + 60)
-        values = pool.latencies()
-        passive.close()
+        server = start_server(**influx.env(), ASYNC_MODE=mode, BROADCAST_INTERVAL_MS=str(interval_ms),
+                              BROADCAST_LEADING_EDGE="true" if leading_edge else "false")
+        try:
+            return measure(server.url, server.process.pid, rate, clients, seconds)
+        finally:
+            server.stop()
     finally:
-        server.stop()
-        influx.close()
-        if broker:
-            broker.stop()
-    return {"transport": transport, "rate": rate, "clients": pool.connected + passive.connected,
-            "samples": len(values),
-            "interval_ms": interval_ms or 50,
-            "p50": percentile(values, 0.50), "p95": percentile(values, 0.95), "p99": percentile(values, 0.99)}
+        if own:
+            influx.close()
+
+
+def ceiling(rate: int, clients: int, interval_ms: int = 50, leading_edge: bool = True,
+            mode: str = "eventlet", seconds: float = SECONDS) -> dict:
+    relay = Relay(mode, interval_ms, leading_edge)
+    try:
+        return measure(relay.url, relay.process.pid, rate, clients, seconds)
+    finally:
+        relay.stop()
+
+
+def compare(rate: int, clients: int, interval_ms: int = 50, leading_edge: bool = True,
+            mode: str = "eventlet", influx: Influx | None = None, seconds: float = SECONDS) -> dict:
+    """Ours, then the ceiling, with the same harness: {"ours", "ceiling", "ratio"} (p99 over p99)."""
+    a = ours(rate, clients, interval_ms, leading_edge, mode, influx, seconds)
+    b = ceiling(rate, clients, interval_ms, leading_edge, mode, seconds)
+    return {"rate": rate, "clients": clients, "interval_ms": interval_ms, "leading_edge": leading_edge,
+            "mode": mode, "ours": a, "ceiling": b, "ratio": a["p99"] / b["p99"] if b["p99"] else float("nan")}
+
+
+def describe(r: dict) -> str:
+    o, c = r["ours"], r["ceiling"]
+    return (f"{r['mode']} {r['rate']}/s, {o['clients']} clients, {r['interval_ms']} ms "
+            f"{'leading edge' if r['leading_edge'] else 'plain tick'}: ours p50 {o['p50']:.1f} / p95 "
+            f"{o['p95']:.1f} / p99 {o['p99']:.1f} ms, {o['cpu_ms_per_reading']:.2f} ms CPU/reading; "
+            f"ceiling p50 {c['p50']:.1f} / p99 {c['p99']:.1f} ms, {c['cpu_ms_per_reading']:.2f} ms CPU/reading; "
+            f"p99 ratio {r['ratio']:.2f} ({o['samples']} / {c['samples']} samples)")
 
 
 if __name__ == "__main__":
-    rate = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    clients = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    transport = sys.argv[3] if len(sys.argv) > 3 else "http"
-    interval = int(sys.argv[4]) if len(sys.argv) > 4 else None
-    r = run(rate, clients, transport, interval_ms=interval)
-    print(f"{r['transport']} {r['rate']}/s, {r['clients']} clients, frame interval {r['interval_ms']} ms, "
-          f"{r['samples']} samples: "
-          f"p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms")
+    args = sys.argv[1:]
+    rate = int(args[0]) if len(args) > 0 else 500
+    clients = int(args[1]) if len(args) > 1 else 50
+    interval = int(args[2]) if len(args) > 2 else 50
+    leading = (args[3] != "0") if len(args) > 3 else True
+    mode = args[4] if len(args) > 4 else "eventlet"
+    print(describe(compare(rate, clients, interval, leading, mode)))
