@@ -34,6 +34,7 @@ from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.fusion import SensorIndex
 from app.services.history import HistoryRepository
+from app.services.leaks import LeakDetector
 from app.services.metrics import Metrics
 from app.services.monitor import Monitor
 from app.services.network import Network
@@ -223,9 +224,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         network, store, controls, alerts, history, broadcast, spawn, sleep,
         interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
         demand_trigger=settings.routing_demand_trigger,
-        leak_excess_ratio=settings.leak_excess_ratio,
-        leak_pressure_drop_ratio=settings.leak_pressure_drop_ratio,
-        forecast=forecaster.next_step, expected_consumption=forecaster.expected_now)
+        leaks=LeakDetector(zones, settings.leak_excess_ratio, settings.leak_pressure_drop_ratio,
+                           settings.leak_night_excess_ratio, settings.local_utc_offset_h),
+        forecast=forecaster.next_step)
     alerts.listeners.append(engine.on_alert)
     demo_reset = DemoReset()
     demo_reset.register("sensors", lambda _: store.forget(lambda sid: sid in network.sensors))
@@ -246,7 +247,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     if network.sensors:
         simulation = NetworkSimulation(network, seed=settings.simulator_seed or 0,
                                        start=time.time(), speed=settings.simulator_speed,
-                                       events_per_hour=settings.simulator_events_per_hour)
+                                       events_per_hour=settings.simulator_events_per_hour,
+                                       utc_offset_h=settings.local_utc_offset_h)
         simulator = Simulator(simulation, lambda items: pipeline.ingest(items, "simulator"),
                               spawn=spawn, sleep=sleep, autostart=settings.simulator_on)
 

@@ -135,10 +135,17 @@ class Settings(BaseSettings):
     # An alert clears once its value has stayed back in range this long (s).
     alert_clear_after_s: float = 60.0
 
-    # Leak detection: inflow above expected by this fraction ...
-    leak_excess_ratio: float = 0.15
-    # ... together with pressure this fraction below its normal range's floor.
-    leak_pressure_drop_ratio: float = 0.10
+    # Leak detection (see app/services/leaks.py): a zone's inflow above what the
+    # city-wide move implies by this fraction ...
+    leak_excess_ratio: float = 0.02
+    # ... together with a pressure drop its own flow does not explain, as a
+    # fraction of its usual pressure (0.05 of ~22 m is about 1.1 m) ...
+    leak_pressure_drop_ratio: float = 0.05
+    # ... or a minimum night flow this fraction above the zone's usual night share.
+    leak_night_excess_ratio: float = 0.10
+    # Offset of the network's local time from UTC (hours): tariff periods, the
+    # night-flow window and the simulator's demand curve. India: UTC+5:30.
+    local_utc_offset_h: float = 5.5
 
     @property
     def simulator_on(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Callable
 from app.services.alerts import AlertBook
 from app.services.controls import ControlService
 from app.services.history import HistoryRepository
+from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakDetector, LeakFinding
 from app.services.network import Network
 from app.services.routing import RoutingInputs, RoutingModel, RoutingPlan
@@ -43,10 +44,8 @@ class DecisionEngine:
                  alerts: AlertBook, history: HistoryRepository,
                  broadcast: Callable[[str, object], None], spawn: Callable,
                  sleep: Callable[[float], None], *, interval_s: float, debounce_s: float,
-                 demand_trigger: float, leak_excess_ratio: float,
-                 leak_pressure_drop_ratio: float,
+                 demand_trigger: float, leaks: LeakDetector,
                  forecast: Callable[[str], float | None] = lambda zone: None,
-                 expected_consumption: Callable[[str], float | None] = lambda zone: None,
                  clock: Callable[[], float] = time.time):
         self.network = network
         self.model = RoutingModel(network)
@@ -62,8 +61,7 @@ class DecisionEngine:
         self.demand_trigger = demand_trigger
         self.forecast = forecast
         self.clock = clock
-        self.leaks = LeakDetector([z.id for z in network.of_kind("zone")], leak_excess_ratio,
-                                  leak_pressure_drop_ratio, expected=expected_consumption)
+        self.leaks = LeakWatch(network, alerts, leaks, on_change=self._on_leak)
         self.plan: RoutingPlan | None = None      # last good plan
         self.status = "pending"
         self.message = ""
@@ -79,6 +77,8 @@ class DecisionEngine:
         self._ids = itertools.count(1)
         self._prefix = id_prefix(clock)
         self._levels_at_plan: dict[str, float] = {}
+        self.held: dict[str, tuple[float, float]] = {}   # leaking zone -> (metered, planned) MLD
+        self.plan_held: dict[str, tuple[float, float]] = {}
         controls.listeners.append(self._on_control)
 
     # -- triggers --------------------------------------------------------------
@@ -104,9 +104,7 @@ class DecisionEngine:
             metric = record["metric"]
             # A burst is a sudden jump, flagged suspect: leak detection must see it.
             if node.kind == "zone" and record.get("quality", "good") != "bad":
-                finding = self.leaks.observe(node.id, metric, record["value"], record["ts"])
-                if finding:
-                    self._on_leak(finding)
+                self.leaks.observe(node.id, metric, record["value"], record["ts"])
                 if metric == "flow" and self.plan:
                     planned = self.plan.demand.get(node.id)
                     if planned and abs(record["value"] - planned) / planned > self.demand_trigger:
@@ -159,6 +157,12 @@ class DecisionEngine:
                 demand[zone.id], live = value, live + 1
             else:
                 demand[zone.id] = self.forecast(zone.id) or zone.demand
+        # A leaking zone is served what the city-wide move implies, not its loss.
+        self.held = {}
+        for zone_id, (held, _finding) in self.leaks.held_demand(now).items():
+            if demand.get(zone_id, 0.0) > held:
+                self.held[zone_id] = (demand[zone_id], held)
+                demand[zone_id] = held
         volume = {}
         for glr in self.network.of_kind("reservoir"):
             level = self._fresh_value(glr.id, "level", now)
@@ -212,6 +216,7 @@ class DecisionEngine:
             self.plan = plan
             self.plan_excluded = set(inputs.excluded_sources)
             self.plan_isolated = set(inputs.isolated)
+            self.plan_held = dict(self.held)
             self.status, self.message = "optimal", ""
             self._levels_at_plan = {glr.id: 100 * inputs.volume.get(glr.id, glr.volume) / glr.max_volume
                                     for glr in self.network.of_kind("reservoir")}
@@ -323,19 +328,21 @@ class DecisionEngine:
             + (f", zones of priority {', '.join(map(str, served_first))} are served first" if served_first else ""),
             confidence)
 
-    def _on_leak(self, finding: LeakFinding) -> None:
+    def _on_leak(self, finding: LeakFinding, text: str) -> None:
         zone = self.network.nodes[finding.zone]
         if finding.suspected:
-            reason = (f"Inflow {finding.inflow:.0f} MLD is {finding.excess:.0%} above the expected "
-                      f"{finding.expected:.0f} MLD while pressure fell {finding.drop:.0%} to "
-                      f"{finding.pressure:.1f} m (usual {finding.pressure_base:.1f} m)")
-            self._publish([self._decision("leak_suspected", f"Inspect {zone.name} for a leak or burst",
-                                          zone.id, reason, 0.8)])
-            self.alerts.raise_(zone.id, "leak_suspected", "warning", f"Leak suspected in {zone.name}: {reason}",
-                               node_id=zone.id, sensor_id=None, metric="flow",
-                               value=round(finding.inflow, 1), threshold=round(finding.expected, 1))
+            reason = (f"Leak suspected in {text}. Until it is found, the plan serves {zone.name} "
+                      f"the {finding.expected:.0f} MLD the city-wide demand implies and routes no "
+                      f"extra water into it to cover the loss")
+            decision = self._decision("leak_suspected", f"Inspect {zone.name} for a leak or burst",
+                                      zone.id, reason, 0.8)
+            decision["evidence"] = finding.evidence()
+            self._publish([decision])
+            self.request(f"leak suspected in {zone.name}")
         else:
-            self.alerts.clear(zone.id, "leak_suspected")
+            self._publish([self._decision("leak_cleared", f"Serve {zone.name} its full demand again",
+                                          zone.id, f"Leak no longer suspected in {text}", 0.8)])
+            self.request(f"leak cleared in {zone.name}")
 
     def _publish(self, decisions: list[dict]) -> None:
         if not decisions:
@@ -385,7 +392,9 @@ class DecisionEngine:
                        "flow": flow, "capacity": net.links[link_id].capacity}
                       for link_id, flow in plan.flows.items()],
             "zones": [{"node_id": z, "demand": round(plan.demand[z], 3),
-                       "supplied": round(plan.demand[z] - short, 3), "shortfall": short}
+                       "supplied": round(plan.demand[z] - short, 3), "shortfall": short,
+                       **({"leak_held": True, "metered": round(self.plan_held[z][0], 3)}
+                          if z in self.plan_held else {})}
                       for z, short in plan.shortfall.items()],
             "sources": [{"node_id": s, "output": out, "capacity": net.nodes[s].capacity,
                          "excluded": self.plan_excluded_reason(s)}

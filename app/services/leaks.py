@@ -1,102 +1,288 @@
-"""Leak detection per zone (district metered area) by mass balance and pressure.
+"""Leak detection per zone (district metered area): local excess against the city.
 
-A zone's metered inflow is compared with its expected consumption, and its
-pressure with its usual level. Expected consumption is the forecast when one
-exists, else a slow moving baseline of the inflow itself (time constant
-BASELINE_TAU_S). A leak shows as both at once: inflow above expectation by
-`excess_ratio` and pressure below its baseline by `pressure_drop_ratio`.
-Either alone is ordinary (demand rises; pressure dips with it). Baselines
-stop learning while a leak is suspected, so a lasting leak stays visible.
+Two facts separate a leak from a change of demand (DOMAIN.md, "Leak detection"):
+
+- **A demand move is city-wide, a leak is local.** Each zone's inflow is
+  compared with what the rest of the city implies: its usual share of the
+  city's inflow times what the other zones draw now. A baseline change for
+  the whole city, a surge spread over it or the diurnal ramp moves every zone
+  together and leaves this *excess* at zero. Pressure is judged the same
+  way: each zone learns how its pressure falls as its inflow rises (head
+  loss grows with flow squared), and the drop that its own flow does not
+  explain is compared with the median such drop over the city.
+- **A leak persists at night.** The minimum night flow (lowest one-hour mean
+  between 02:00 and 04:00 local time) of each zone, as a share of the city's,
+  is learned night by night; a rise of more than `night_excess_ratio` flags a
+  leak too small to see against the day's demand.
+
+A leak is suspected when the zone's excess inflow is above `excess_ratio` and
+its unexplained pressure drop is above `pressure_drop_ratio` of its pressure,
+both at once (either alone is ordinary), or by the night rule. Baselines stop
+learning from a zone while it looks anomalous, so a lasting leak stays
+visible. Every finding carries its evidence.
 """
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
-from typing import Callable
 
-# Baselines follow slow change (the diurnal ramp) but not a sudden burst.
-BASELINE_TAU_S = 600.0
-# Readings of each kind a zone needs before it is judged at all.
+from app.services.local_time import local_hour
+
+# Readings are smoothed over this long (s), so one noisy reading is not a leak.
+SMOOTH_TAU_S = 20.0
+# Memory of a zone's share of the city's inflow and of its pressure curve (s).
+SHARE_TAU_S = 3 * 3600.0
+CURVE_TAU_S = 6 * 3600.0
+# Own-level baseline used when too few other zones report (s).
+OWN_BASELINE_TAU_S = 600.0
+# Paired flow and pressure readings a zone needs before it is judged at all.
 WARM_UP_READINGS = 6
-# A suspected leak clears once both signals fall under this share of their thresholds.
+# Other zones with fresh inflow needed to compare a zone with the city.
+MIN_PEERS = 3
+# A zone's inflow counts as fresh for this long (s).
+FRESH_S = 60.0
+# Ridge on the pressure curve's slope: a flat history teaches no slope.
+CURVE_RIDGE = 0.001
+# A suspected leak clears once its pressure drop falls under this share of the threshold.
 CLEAR_FRACTION = 0.5
+# Local hours of the minimum night flow window, and the rolling mean's time constant (s).
+NIGHT_START_H, NIGHT_END_H = 2.0, 4.0
+NIGHT_MEAN_TAU_S = 1800.0
+# How fast the learned night share follows new nights.
+NIGHT_SHARE_ALPHA = 0.3
+
+
+def _smooth(old: float | None, value: float, dt: float, tau: float) -> float:
+    return value if old is None else old + (1 - math.exp(-max(dt, 0.0) / tau)) * (value - old)
+
+
+def _alpha(dt: float, tau: float, seen: int) -> float:
+    """Weight of a new value: a running mean at first, then an exponential memory."""
+    return max(1.0 / max(seen, 1), 1 - math.exp(-max(dt, 0.0) / tau))
 
 
 @dataclass
-class ZoneBalance:
-    flow_base: float | None = None
-    pressure_base: float | None = None
-    flow: float | None = None
-    pressure: float | None = None
-    flow_seen: int = 0
-    pressure_seen: int = 0
-    last_flow_ts: float | None = None
-    last_pressure_ts: float | None = None
+class ZoneState:
+    flow: float | None = None            # smoothed inflow (MLD)
+    pressure: float | None = None        # smoothed pressure (m)
+    flow_ts: float | None = None
+    pressure_ts: float | None = None
+    flow_ref: float | None = None        # scale for the curve's x = (flow / flow_ref)^2
+    share: float | None = None           # usual share of the city's inflow
+    share_seen: int = 0
+    own_base: float | None = None        # slow own-level baseline
+    # Pressure curve p = mean_p + slope * (x - mean_x), from exponentially weighted moments.
+    pairs: int = 0
+    mean_x: float = 0.0
+    mean_p: float = 0.0
+    var_x: float = 0.0
+    cov_xp: float = 0.0
+    unexplained: float = 0.0             # pressure drop its own flow does not explain (m)
     suspected: bool = False
+    rule: str | None = None              # "balance" or "night"
+    since: float | None = None           # when the excess began
+    # Minimum night flow.
+    night_mean: float | None = None
+    night_min: float | None = None
+    night_share: float | None = None
+    last_mnf: float | None = None
+    last_mnf_excess: float | None = None
+    finding: "LeakFinding | None" = None   # what raised the suspicion
 
 
 @dataclass
 class LeakFinding:
     zone: str
     suspected: bool           # True when raised, False when cleared
+    rule: str                 # balance | night
     excess: float             # inflow above expectation, as a fraction
-    drop: float               # pressure below baseline, as a fraction
+    excess_mld: float
     inflow: float
-    expected: float
+    expected: float           # what the city-wide move implies for this zone (MLD)
     pressure: float
-    pressure_base: float
+    pressure_drop_m: float    # unexplained pressure drop (m)
+    duration_s: float         # how long the excess has lasted
+    night_flow: float | None = None        # last minimum night flow (MLD)
+    night_excess: float | None = None      # its rise over the learned night share
+    basis: str = "city"                    # city | own (too few other zones report)
 
-
-def _follow(base: float | None, value: float, dt: float) -> float:
-    if base is None:
-        return value
-    alpha = 1 - math.exp(-max(dt, 0.0) / BASELINE_TAU_S)
-    return base + alpha * (value - base)
+    def evidence(self) -> dict:
+        return {"rule": self.rule, "basis": self.basis,
+                "inflow_mld": round(self.inflow, 1), "expected_mld": round(self.expected, 1),
+                "excess_mld": round(self.excess_mld, 1), "excess_pct": round(100 * self.excess, 1),
+                "pressure_m": round(self.pressure, 2), "pressure_drop_m": round(self.pressure_drop_m, 2),
+                "duration_s": round(self.duration_s),
+                "night_flow_mld": None if self.night_flow is None else round(self.night_flow, 1),
+                "night_excess_pct": None if self.night_excess is None else round(100 * self.night_excess, 1)}
 
 
 class LeakDetector:
-    def __init__(self, zones: list[str], excess_ratio: float, pressure_drop_ratio: float,
-                 expected: Callable[[str], float | None] = lambda zone: None):
+    def __init__(self, zones: list[str], excess_ratio: float = 0.02, pressure_drop_ratio: float = 0.05,
+                 night_excess_ratio: float = 0.10, utc_offset_h: float = 0.0):
         self.excess_ratio = excess_ratio
         self.pressure_drop_ratio = pressure_drop_ratio
-        self.expected = expected
-        self.zones = {zone: ZoneBalance() for zone in zones}
+        self.night_excess_ratio = night_excess_ratio
+        self.utc_offset_h = utc_offset_h
+        self.zones = {zone: ZoneState() for zone in zones}
+        self._night_open = False
 
-    def observe(self, zone: str, metric: str, value: float, ts: float) -> LeakFinding | None:
-        """Take one zone reading; return a finding when the zone's state changes."""
+    # -- readings ----------------------------------------------------------------
+    def observe(self, zone: str, metric: str, value: float, ts: float) -> list[LeakFinding]:
+        """Take one zone reading; return findings for zones whose state changed."""
         state = self.zones.get(zone)
-        if state is None or metric not in ("flow", "pressure"):
-            return None
+        if state is None or metric not in ("flow", "pressure") or not math.isfinite(value):
+            return []
+        findings: list[LeakFinding] = []
+        last = state.flow_ts if metric == "flow" else state.pressure_ts
+        dt = ts - last if last is not None else 0.0
+        if dt < 0:
+            return []                        # a late reading: the smoothed value has moved on
         if metric == "flow":
-            state.flow = value
-            state.flow_seen += 1
-            if not state.suspected:
-                state.flow_base = _follow(state.flow_base, value, ts - (state.last_flow_ts or ts))
-            state.last_flow_ts = ts
+            state.flow = _smooth(state.flow, value, dt, SMOOTH_TAU_S)
+            state.flow_ts = ts
+            state.flow_ref = state.flow_ref or max(value, 1e-6)
+            findings += self._night(state, value, ts, dt)
         else:
-            state.pressure = value
-            state.pressure_seen += 1
-            if not state.suspected:
-                state.pressure_base = _follow(state.pressure_base, value,
-                                              ts - (state.last_pressure_ts or ts))
-            state.last_pressure_ts = ts
-        return self._judge(zone, state)
+            state.pressure = _smooth(state.pressure, value, dt, SMOOTH_TAU_S)
+            state.pressure_ts = ts
+        if state.flow is not None and state.pressure is not None:
+            finding = self._judge(zone, state, ts, dt)
+            if finding:
+                state.finding = finding if finding.suspected else None
+                findings.append(finding)
+        return findings
 
-    def _judge(self, zone: str, state: ZoneBalance) -> LeakFinding | None:
-        if min(state.flow_seen, state.pressure_seen) < WARM_UP_READINGS:
+    # -- the balance rule ------------------------------------------------------------
+    def expected(self, zone: str, ts: float) -> tuple[float | None, str]:
+        """Inflow the rest of the city implies for `zone` now, and on what basis."""
+        state = self.zones[zone]
+        peers = [s for z, s in self.zones.items() if z != zone and s.share and s.flow is not None
+                 and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S]
+        if len(peers) >= MIN_PEERS and state.share:
+            return state.share * sum(s.flow for s in peers) / sum(s.share for s in peers), "city"
+        return state.own_base, "own"
+
+    def _x(self, state: ZoneState) -> float:
+        return (state.flow / state.flow_ref) ** 2
+
+    def _curve(self, state: ZoneState, x: float) -> float:
+        slope = state.cov_xp / (state.var_x + CURVE_RIDGE)
+        return state.mean_p + slope * (x - state.mean_x)
+
+    def current(self, zone: str, ts: float) -> LeakFinding | None:
+        """The zone's evidence now, without judging it (None before warm-up)."""
+        state = self.zones[zone]
+        if state.flow is None or state.pressure is None:
             return None
-        expected = self.expected(zone) or state.flow_base
-        if not expected or not state.pressure_base:
-            return None
+        return self._measure(zone, state, ts)[0]
+
+    def _measure(self, zone: str, state: ZoneState, ts: float) -> tuple[LeakFinding | None, float, float]:
+        """Excess inflow and unexplained pressure drop against the city; and the thresholds' base."""
+        x = self._x(state)
+        if state.pairs:
+            state.unexplained = self._curve(state, x) - state.pressure
+        others = [s.unexplained for z, s in self.zones.items() if z != zone and s.pairs >= WARM_UP_READINGS
+                  and s.pressure_ts is not None and ts - s.pressure_ts <= FRESH_S]
+        drop = state.unexplained - (statistics.median(others) if len(others) >= MIN_PEERS else 0.0)
+        threshold_m = self.pressure_drop_ratio * max(state.mean_p or state.pressure, 1.0)
+        expected, basis = self.expected(zone, ts)
+        if state.pairs < WARM_UP_READINGS or not expected:
+            return None, x, threshold_m
         excess = (state.flow - expected) / expected
-        drop = (state.pressure_base - state.pressure) / state.pressure_base
-        finding = LeakFinding(zone, state.suspected, excess, drop, state.flow, expected,
-                              state.pressure, state.pressure_base)
-        if not state.suspected and excess > self.excess_ratio and drop > self.pressure_drop_ratio:
-            state.suspected = finding.suspected = True
+        since = state.since if state.since is not None else ts
+        return (LeakFinding(zone, state.suspected, state.rule or "balance", excess, state.flow - expected,
+                            state.flow, expected, state.pressure, drop, ts - since,
+                            state.last_mnf, state.last_mnf_excess, basis), x, threshold_m)
+
+    def _judge(self, zone: str, state: ZoneState, ts: float, dt: float) -> LeakFinding | None:
+        finding, x, threshold_m = self._measure(zone, state, ts)
+        half_flow, half_drop = self.excess_ratio * CLEAR_FRACTION, threshold_m * CLEAR_FRACTION
+        candidate = finding is not None and finding.excess > half_flow and finding.pressure_drop_m > half_drop
+        # A city-wide move shifts pressure but not the excess: keep learning through it.
+        if not state.suspected and not candidate:
+            self._learn(state, x, ts, dt)
+        if finding is None:
+            return None
+        if finding.excess > half_flow or finding.pressure_drop_m > half_drop:
+            state.since = state.since if state.since is not None else ts
+        elif not state.suspected:
+            state.since = None
+        if not state.suspected and finding.excess > self.excess_ratio and finding.pressure_drop_m > threshold_m:
+            state.suspected, state.rule = True, "balance"
+            finding.suspected, finding.rule = True, "balance"
             return finding
-        if state.suspected and (excess < self.excess_ratio * CLEAR_FRACTION
-                                and drop < self.pressure_drop_ratio * CLEAR_FRACTION):
-            state.suspected = finding.suspected = False
+        # Pressure is the sharp signal: once it is back, the leak is over.
+        if state.suspected and state.rule == "balance" and finding.pressure_drop_m < half_drop:
+            state.suspected, state.rule, state.since = False, None, None
+            finding.suspected = False
             return finding
         return None
+
+    def _learn(self, state: ZoneState, x: float, ts: float, dt: float) -> None:
+        """Baselines follow the zone only while it looks ordinary."""
+        state.pairs += 1
+        a = _alpha(dt, CURVE_TAU_S, state.pairs)
+        dx, dp = x - state.mean_x, state.pressure - state.mean_p
+        state.mean_x += a * dx
+        state.mean_p += a * dp
+        state.var_x = (1 - a) * (state.var_x + a * dx * dx)
+        state.cov_xp = (1 - a) * (state.cov_xp + a * dx * dp)
+        total = sum(s.flow for s in self.zones.values() if s.flow is not None
+                    and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S)
+        if total > 0:
+            state.share_seen += 1
+            share = state.flow / total
+            state.share = share if state.share is None else \
+                state.share + _alpha(dt, SHARE_TAU_S, state.share_seen) * (share - state.share)
+        state.own_base = _smooth(state.own_base, state.flow, dt, OWN_BASELINE_TAU_S)
+
+    # -- the night rule -----------------------------------------------------------------
+    def _night(self, state: ZoneState, value: float, ts: float, dt: float) -> list[LeakFinding]:
+        """Track each zone's minimum night flow; judge all zones when the window closes."""
+        hour = local_hour(ts, self.utc_offset_h)
+        in_window = NIGHT_START_H <= hour < NIGHT_END_H
+        state.night_mean = _smooth(state.night_mean, value, dt, NIGHT_MEAN_TAU_S)
+        if in_window:
+            self._night_open = True
+            state.night_min = state.night_mean if state.night_min is None else min(state.night_min, state.night_mean)
+            return []
+        if self._night_open and hour >= NIGHT_END_H:
+            self._night_open = False
+            return self._close_night()
+        return []
+
+    def _close_night(self) -> list[LeakFinding]:
+        nights = {z: s.night_min for z, s in self.zones.items() if s.night_min}
+        total = sum(nights.values())
+        findings = []
+        for zone, mnf in nights.items():
+            state = self.zones[zone]
+            state.last_mnf = mnf
+            share = mnf / total
+            if state.night_share is None or len(nights) < MIN_PEERS + 1:
+                state.night_share = share
+                continue
+            others = total - mnf
+            expected = state.night_share / (1 - state.night_share) * others
+            state.last_mnf_excess = mnf / expected - 1
+            finding = LeakFinding(zone, True, "night", state.last_mnf_excess, mnf - expected, mnf,
+                                  expected, state.pressure or 0.0, state.unexplained,
+                                  (NIGHT_END_H - NIGHT_START_H) * 3600, mnf, state.last_mnf_excess)
+            if state.last_mnf_excess > self.night_excess_ratio:
+                if not state.suspected:
+                    state.suspected, state.rule, state.finding = True, "night", finding
+                    findings.append(finding)
+            else:
+                state.night_share += NIGHT_SHARE_ALPHA * (share - state.night_share)
+                if state.suspected and state.rule == "night":
+                    state.suspected, state.rule, state.finding = False, None, None
+                    finding.suspected = False
+                    findings.append(finding)
+        for state in self.zones.values():
+            state.night_min = None
+        return findings
+
+    def suspected(self) -> dict[str, LeakFinding]:
+        """Zones under suspicion now, with the finding that raised it."""
+        return {z: s.finding for z, s in self.zones.items() if s.suspected and s.finding}

@@ -101,6 +101,15 @@ class Network:
         self.nodes: dict[str, Node] = {n.id: n for n in spec.nodes}
         self.links: dict[str, Link] = {link.id: link for link in spec.links}
         self.sensors: dict[str, Sensor] = {s.id: s for s in spec.sensors}
+        # Adjacency, built once: the simulator and the planner walk it every step.
+        self._into: dict[str, list[Link]] = {node_id: [] for node_id in self.nodes}
+        self._out: dict[str, list[Link]] = {node_id: [] for node_id in self.nodes}
+        for link in self.links.values():
+            self._into[link.to].append(link)
+            self._out[link.from_].append(link)
+        self._by_node: dict[str, list[Sensor]] = {}
+        for sensor in spec.sensors:
+            self._by_node.setdefault(sensor.node, []).append(sensor)
         self._defaults = {
             s.id: {"metric": s.metric, "unit": s.unit, "node_id": s.node,
                    "zone": self.nodes[s.node].id if self.nodes[s.node].kind == "zone" else None}
@@ -187,14 +196,14 @@ class Network:
         return [n for n in self.nodes.values() if n.kind == kind]
 
     def sensors_at(self, node_id: str, metric: str | None = None) -> list[Sensor]:
-        return [s for s in self.sensors.values()
-                if s.node == node_id and (metric is None or s.metric == metric)]
+        return [s for s in self._by_node.get(node_id, ())
+                if metric is None or s.metric == metric]
 
     def links_into(self, node_id: str) -> list[Link]:
-        return [link for link in self.links.values() if link.to == node_id]
+        return self._into.get(node_id, [])
 
     def links_out_of(self, node_id: str) -> list[Link]:
-        return [link for link in self.links.values() if link.from_ == node_id]
+        return self._out.get(node_id, [])
 
     def total_demand(self) -> float:
         return sum(z.demand or 0.0 for z in self.of_kind("zone"))

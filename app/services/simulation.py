@@ -79,6 +79,8 @@ class NetworkSimulation:
     start: float = 0.0
     speed: float = 1.0
     events_per_hour: float = 0.0
+    # Local time's offset from UTC (hours): demand follows the local day.
+    utc_offset_h: float = 0.0
     rng: random.Random = field(init=False)
 
     def __post_init__(self):
@@ -189,7 +191,7 @@ class NetworkSimulation:
         outlets from storage while they hold water.
         """
         net, rng = self.network, self.rng
-        moment = self.sim_time(self.t)
+        moment = self.sim_time(self.t) + self.utc_offset_h * 3600
         hour = (moment % SECONDS_PER_DAY) / 3600
         weekend = int(moment // SECONDS_PER_DAY + 4) % 7 >= 5  # 1970-01-01 was a Thursday
         profile = diurnal(hour, weekend)
