@@ -252,3 +252,50 @@ class SourceFixtureServer:
         h.send_header("Content-Length", str(len(part)))
         h.end_headers()
         h.wfile.write(part)
+
+
+# A tiny Sentinel-2-like scene: reflectances of open water and of land (L2A, DN = (r + 0.1) / 1e-4).
+SCENE_BOUNDS = (77.30, 12.94, 77.35, 12.98)
+SCENE_SIZE = (320, 400)          # rows, columns at "10 m"; red-edge at half that
+LAKE = (77.325, 12.96, 0.012, 0.007)   # centre lon, lat and half-axes (degrees)
+WATER = {"green": 0.08, "red": 0.06, "rededge": 0.05, "nir": 0.02}
+LAND = {"green": 0.07, "red": 0.09, "rededge": 0.15, "nir": 0.30}
+BAND_FILES = {"green": "B03.tif", "red": "B04.tif", "rededge": "B05.tif", "nir": "B08.tif"}
+
+
+def expected_indices() -> dict[str, float]:
+    w = WATER
+    return {"ndti": (w["red"] - w["green"]) / (w["red"] + w["green"]),
+            "ndci": (w["rededge"] - w["red"]) / (w["rededge"] + w["red"])}
+
+
+def add_scene(fixture: SourceFixtureServer, folder: Path, scene_id: str, when: float, cloud: float) -> int:
+    """Write the scene's four bands as Cloud-Optimized GeoTIFFs and serve them; returns their bytes."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_bounds
+
+    total = 0
+    for band, name in BAND_FILES.items():
+        factor = 2 if band == "rededge" else 1
+        rows, cols = SCENE_SIZE[0] // factor, SCENE_SIZE[1] // factor
+        transform = from_bounds(*SCENE_BOUNDS, cols, rows)
+        lon = SCENE_BOUNDS[0] + (np.arange(cols) + 0.5) * (SCENE_BOUNDS[2] - SCENE_BOUNDS[0]) / cols
+        lat = SCENE_BOUNDS[3] - (np.arange(rows) + 0.5) * (SCENE_BOUNDS[3] - SCENE_BOUNDS[1]) / rows
+        glon, glat = np.meshgrid(lon, lat)
+        lake = ((glon - LAKE[0]) / LAKE[2]) ** 2 + ((glat - LAKE[1]) / LAKE[3]) ** 2 <= 1
+        reflectance = np.where(lake, WATER[band], LAND[band])
+        dn = np.round((reflectance + 0.1) / 1e-4).astype("uint16")
+        path = folder / f"{scene_id}-{name}"
+        with rasterio.open(path, "w", driver="COG", width=cols, height=rows, count=1, dtype="uint16",
+                           crs="EPSG:4326", transform=transform, nodata=0, blocksize=64,
+                           compress="NONE", overviews="NONE") as dst:
+            dst.write(dn, 1)
+        data = path.read_bytes()
+        total += len(data)
+        with fixture.lock:
+            fixture.files[f"/cogs/{scene_id}/{name}"] = data
+    with fixture.lock:
+        fixture.stac_scenes.append({"id": scene_id, "datetime": datetime.fromtimestamp(when, timezone.utc)
+                                    .strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "cloud": cloud})
+    return total

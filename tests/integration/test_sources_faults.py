@@ -235,3 +235,65 @@ def test_scheduler_recovers_by_itself(fixture):
         assert status["failures"] >= FAILURES_TO_PAUSE and status["readings_ingested"] > 0
     finally:
         h.scheduler.stop()
+
+
+WATER_BODY = [[77.31, 12.95], [77.34, 12.95], [77.34, 12.97], [77.31, 12.97]]
+
+
+def stac_entry(url: str) -> dict:
+    return {"id": "s2", "type": "stac", "url": url, "collection": "sentinel-2-l2a", "interval_s": 5,
+            "max_cloud": 20, "lookback_days": 10, "water_bodies": {"SRC_TG_HALLI": WATER_BODY}}
+
+
+def test_stac_reads_only_windows_and_publishes_indices(fixture, tmp_path):
+    from tests.source_fixtures import add_scene, expected_indices
+    scene_time = time.time() - 3 * 3600
+    total_bytes = add_scene(fixture, tmp_path, "S2B_43PGQ_TEST_1", scene_time, cloud=7.5)
+    h = Harness([stac_entry(fixture.url)])
+    status = h.scheduler.run("s2")
+    assert status["status"] == "ok", status["last_error"]
+    [search] = fixture.seen("stac")
+    body = __import__("json").loads(search["body"])
+    assert body["collections"] == ["sentinel-2-l2a"] and body["bbox"] == [77.31, 12.95, 77.34, 12.97]
+    assert body["query"] == {"eo:cloud_cover": {"lt": 20}} and "/" in body["datetime"]
+    # Only byte ranges of the COGs were read, well under the scenes' size.
+    cog_reads = fixture.seen("cog")
+    assert cog_reads and all(r["headers"].get("Range", "").startswith("bytes=") for r in cog_reads
+                             if r["method"] == "GET")
+    assert fixture.range_bytes < 0.6 * total_bytes
+    expected = expected_indices()
+    ndti = h.store.latest("SRC_TG_HALLI.ndti")
+    assert ndti["source"] == "satellite:s2" and ndti["ts"] == pytest.approx(scene_time, abs=0.01)
+    assert ndti["value"] == pytest.approx(expected["ndti"], abs=0.002)
+    assert h.store.latest("SRC_TG_HALLI.ndci")["value"] == pytest.approx(expected["ndci"], abs=0.01)
+    assert h.store.latest("SRC_TG_HALLI.cloud_cover")["value"] == 7.5
+    assert status["last_fetch"]["scenes"] == ["S2B_43PGQ_TEST_1"]
+    # The same scene is not read again; a new one is.
+    reads = len(fixture.seen("cog"))
+    status = h.scheduler.run("s2")
+    assert status["last_fetch"]["skipped"] == 1 and len(fixture.seen("cog")) == reads
+    add_scene(fixture, tmp_path, "S2B_43PGQ_TEST_2", scene_time + 3600, cloud=3.0)
+    status = h.scheduler.run("s2")
+    assert status["last_fetch"]["scenes"] == ["S2B_43PGQ_TEST_2"] and status["readings_ingested"] == 6
+
+
+def test_stac_without_scenes_is_ok_but_says_so(fixture):
+    h = Harness([stac_entry(fixture.url)])
+    status = h.scheduler.run("s2")
+    assert status["status"] == "ok" and "no scene" in status["last_fetch"]["warnings"][0]
+
+
+@pytest.mark.parametrize("kind, mode, reason", [
+    ("stac", "500", "HTTP 500 after retries"), ("stac", "html", "HTML page"),
+    ("stac", "malformed", "malformed JSON"), ("cog", "500", "cannot read band"),
+    ("cog", "hang", "cannot read band")])
+def test_stac_faults_fail_and_leave_the_scene_for_later(fixture, tmp_path, kind, mode, reason):
+    from tests.source_fixtures import add_scene
+    add_scene(fixture, tmp_path, "S2B_43PGQ_TEST_1", time.time() - 3600, cloud=7.5)
+    h = Harness([stac_entry(fixture.url)])
+    fixture.fail(kind, mode)
+    status = h.scheduler.run("s2")
+    assert status["status"] == "failing" and reason in status["last_error"]["reason"]
+    fixture.fail(kind, None)
+    status = h.scheduler.run("s2")
+    assert status["status"] == "ok" and status["last_fetch"]["scenes"] == ["S2B_43PGQ_TEST_1"]

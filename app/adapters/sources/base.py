@@ -29,6 +29,7 @@ class FetchResult:
     dropped: Counter = field(default_factory=Counter)  # reason -> records
     warnings: list[str] = field(default_factory=list)
     not_modified: bool = False
+    skipped: int = 0                                   # scenes already processed (stac)
     # Forecast hours (open_meteo): covariates of the demand forecast.
     weather: list[WeatherHour] = field(default_factory=list)
     # Scenes read (stac), so they are not read again.

@@ -157,6 +157,7 @@ class SourceScheduler:
         return {"at": iso(now), "fetched": result.fetched, "mapped": len(result.observations),
                 "ingested": len(items), "unchanged": unchanged, "dropped": dict(dropped),
                 "not_modified": result.not_modified, "warnings": result.warnings,
+                **({"skipped": result.skipped} if result.skipped else {}),
                 **({"scenes": result.scenes} if result.scenes else {})}
 
     def _failed(self, state: SourceState, reason: str, now: float) -> None:
