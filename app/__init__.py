@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 OPERATOR_TOKEN_FILE = "operator_token"
 
 
-def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
+def _build_history(settings: Settings, spawn, sleep, on_failing, on_recovered) -> HistoryRepository:
     if not settings.influxdb_url:
         return MemoryHistory()
     from app.adapters.influx import InfluxHistory
@@ -61,7 +61,20 @@ def _build_history(settings: Settings, spawn, sleep) -> HistoryRepository:
                          settings.influxdb_bucket, spool, spawn, sleep,
                          batch_lines=settings.influx_batch_lines,
                          flush_interval_s=settings.influx_flush_ms / 1000,
-                         gzip=settings.influx_gzip)
+                         gzip=settings.influx_gzip, retry_max_s=settings.history_retry_max_s,
+                         alert_after_s=settings.history_alert_after_s,
+                         on_failing=on_failing, on_recovered=on_recovered)
+
+
+def _raise_history_alert(alerts: AlertBook, detail: dict) -> None:
+    """`history_write_failing`: raised after HISTORY_ALERT_AFTER_S of held writes, cleared on success."""
+    error = detail.get("last_error") or {}
+    spool = detail.get("spool") or {}
+    alerts.raise_("history", "history_write_failing", "critical",
+                  f"History writes failing for {detail.get('failing_for_s')} s "
+                  f"({error.get('status') or 'no answer'}: {error.get('message', '')[:120]}); "
+                  f"{spool.get('points', 0)} points held in the spool",
+                  node_id=None, sensor_id=None, metric=None, value=None, threshold=None)
 
 
 def _offload(async_mode: str):
@@ -188,7 +201,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Adapters.
     network = Network.load(settings.network_file)
-    history = _build_history(settings, spawn, sleep)
+    # The alert book is built after history; these look it up when called.
+    history = _build_history(settings, spawn, sleep,
+                             on_failing=lambda detail: _raise_history_alert(alerts, detail),
+                             on_recovered=lambda detail: alerts.clear("history", "history_write_failing"))
 
     # Services.
     metrics = Metrics()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     influx_gzip: bool = False
     # Disk spool for history that could not be written; oldest dropped past this.
     spool_max_bytes: int = 512 * 1024 * 1024
+    # Held writes are retried with capped, jittered exponential back-off up to
+    # this many seconds between attempts (a store's Retry-After wins).
+    history_retry_max_s: float = 30.0
+    # Seconds of failing writes before the `history_write_failing` alert.
+    history_alert_after_s: float = 60.0
 
     # MQTT.
     mqtt_url: str | None = None

@@ -25,7 +25,10 @@ FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # Free text that ends up in tags and logs: no control characters (line protocol
 # has no escape for a newline; logs would be forgeable).
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)]
+# Text stored as an InfluxDB tag also may not end in a backslash: line protocol
+# cannot carry one (influxd answers "invalid tag format" however it is escaped).
+TAG_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\\]$"
+ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=TAG_TEXT_PATTERN)]
 
 
 class Reading(BaseModel):

@@ -145,7 +145,8 @@ class Runtime:
         cluster = self.cluster.health() if self.cluster else None
         if cluster:
             services["redis"] = cluster["redis"]
-        degraded = any(state == "down" for state in services.values())
+        degraded = any(state == "down" for state in services.values()) or \
+            services["influxdb"] == "degraded"
         # Health runs every monitor round: count, don't build the whole listing.
         stale = self.store.stale_count(self.stale_after)
         sensors = self.store.sensor_count()
@@ -164,6 +165,7 @@ class Runtime:
                                       "band": worst["band"]} if worst else None},
             "services": services,
             **({"cluster": cluster} if cluster else {}),
+            "history": self.history.health_detail(),
         }
 
     def readiness(self) -> tuple[bool, list[str]]:

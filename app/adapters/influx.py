@@ -1,33 +1,33 @@
-"""InfluxDB history: batched writes through influxdb-client, InfluxQL reads, a disk spool.
+"""InfluxDB history: batched writes that lose nothing, InfluxQL reads, one HTTP stack.
 
-Writes: `write_readings` only formats line protocol into our own buffer (the
-hot path never waits on I/O). A flusher task joins up to `batch_lines` lines
-and writes each joined batch with influxdb-client's WriteApi. We batch
-ourselves and use the synchronous WriteApi from that task: measured under
-eventlet (bench/influx_write.py), handing the same pre-joined batches to the
-client's batching WriteApi reached 31% of a raw POST, its rx pipeline costing
-~12 ms per batch, against 85% this way. A batch that fails goes to the disk
-spool, and while the database is known to be down batches go straight there;
-a spool task replays it oldest first, with back-off, and at start-up. So
-retries are ours, and nothing waits in memory on a dead connection.
+Writes: `write_readings` only formats line protocol into the writer's buffer
+(the hot path never waits on I/O); HeldWriter (influx_writer) sends batches
+with influxdb-client's synchronous WriteApi, and holds in the disk spool
+whatever the store does not take yet (influx_status says which answers those
+are). We batch ourselves rather than use the client's batching WriteApi:
+measured under eventlet (bench/influx_write.py), its rx pipeline reached 31%
+of a raw POST against 85% this way, and its retries keep batches in memory.
 
-Reads: InfluxQL over the v1-compatible `/query` endpoint (served by InfluxDB
-1.x, by 2.x through its bucket-to-database mapping, and by 3.x), with one
-pooled `requests` session and `Authorization: Token ...`.
+Reads and setup: InfluxQL over the v1-compatible `/query` endpoint (served by
+InfluxDB 1.x, 2.x through its database/retention-policy mapping, and 3.x),
+sent through the same influxdb-client ApiClient as the writes, so one
+connection pool, one timeout and one token header serve everything. The
+client has no InfluxQL API of its own; Flux (its QueryApi) is not served by
+1.x, which is what Debian ships and the tests run.
 """
 from __future__ import annotations
 
+import json
 import logging
-import threading
-import time
-from collections import deque
 from typing import Callable
 
-import requests
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
 
 from app.adapters import influx_text as lp
+from app.adapters.influx_status import error_message
+from app.adapters.influx_writer import HeldWriter
 from app.adapters.spool import DiskSpool
 from app.errors import DomainError
 from app.services.history import HistoryQuery, HistoryRepository
@@ -36,21 +36,9 @@ from app.services.store import iso
 logger = logging.getLogger(__name__)
 
 READING = "sensor_reading"
-# Seconds between health checks while nothing is being written or replayed.
-PING_INTERVAL_S = 5.0
-# Spool replay back-off bounds (seconds).
-BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 30.0
-# Lines held in memory before new batches spill straight to the spool.
-MAX_BUFFERED_LINES = 200_000
 QUERY_TIMEOUT_S = 10.0
 # Formatted tag sets kept for reuse (one per series); bounds the cache.
 MAX_CACHED_SERIES = 50_000
-
-
-def _rejected(error: Exception) -> bool:
-    """A 4xx other than timeout/rate-limit: the data is bad, not the connection."""
-    status = getattr(error, "status", None)
-    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
 
 
 class HistoryUnavailable(DomainError):
@@ -63,46 +51,37 @@ class InfluxHistory(HistoryRepository):
 
     def __init__(self, url: str, token: str, org: str, bucket: str, spool: DiskSpool,
                  spawn: Callable, sleep: Callable[[float], None], *,
-                 batch_lines: int = 5000, flush_interval_s: float = 0.1, gzip: bool = False):
+                 batch_lines: int = 5000, flush_interval_s: float = 0.1, gzip: bool = False,
+                 retry_max_s: float = 30.0, alert_after_s: float = 60.0,
+                 on_failing: Callable[[dict], None] | None = None,
+                 on_recovered: Callable[[dict], None] | None = None):
         self.url = url.rstrip("/")
         self.org = org or "-"
         self.bucket = bucket
         self.spool = spool
-        self.spawn = spawn
-        self.sleep = sleep
-        self.batch_lines = batch_lines
-        self.flush_interval_s = flush_interval_s
         self.client = InfluxDBClient(url=self.url, token=token or "", org=self.org,
-                                     enable_gzip=gzip, timeout=10_000)
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Token {token}"
-        self._buffer: deque[str] = deque()
+                                     enable_gzip=gzip, timeout=int(QUERY_TIMEOUT_S * 1000))
+        self._write_api = None
+        self.writer = HeldWriter(self._send, spool, spawn, sleep, batch_lines=batch_lines,
+                                 flush_interval_s=flush_interval_s, retry_max_s=retry_max_s,
+                                 alert_after_s=alert_after_s, ping=self.client.ping,
+                                 on_failing=on_failing, on_recovered=on_recovered)
         self._tag_prefix: dict[tuple, str] = {}
-        self._running = False
-        self._writer = None
-        self.up = True
-        self.last_error: str | None = None
-        self.written = 0
-        self._sending = 0
-        self.rejected = 0
-        self.spooled_total = 0
-        self._wake = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
-        self._writer = self.client.write_api(write_options=SYNCHRONOUS)
-        self._running = True
-        self.spawn(self._flush_loop)
-        self.spawn(self._spool_loop)
+        self._write_api = self.client.write_api(write_options=SYNCHRONOUS)
+        self.writer.start()
 
     def stop(self) -> None:
         """Write (or spool) everything buffered, then close the client."""
-        self._running = False
-        self._wake.set()
-        self._flush(pause=False)
+        if self._write_api is None:
+            self._write_api = self.client.write_api(write_options=SYNCHRONOUS)
+        self.writer.stop()
         self.client.close()
-        self.session.close()
+
+    def _send(self, data: bytes) -> None:
+        self._write_api.write(bucket=self.bucket, org=self.org, record=data)
 
     # -- writes ---------------------------------------------------------------
     def write_readings(self, records: list[dict]) -> None:
@@ -123,141 +102,53 @@ class InfluxHistory(HistoryRepository):
             extra = "" if latency is None else f",latency_ms={float(latency)!r}"
             quality = r.get("quality")
             if quality and quality != "good":     # flagged data is stored, flagged
-                extra += f',quality="{quality}"'
+                extra += f",quality={lp.field_value(str(quality))}"
             lines.append(f"{prefix} value={float(r['value'])!r}{extra} {int(r['ts'] * 1e9)}")
-        self._buffer.extend(lines)
-        if len(self._buffer) >= self.batch_lines:
-            self._wake.set()
+        self.writer.add(lines)
 
     def write_event(self, measurement: str, tags: dict, fields: dict, ts: float) -> None:
-        self._buffer.append(lp.line(measurement, tags, fields, int(ts * 1e9)))
+        self.writer.add([lp.line(measurement, tags, fields, int(ts * 1e9))])
 
-    def _flush_loop(self) -> None:
-        while self._running:
-            self._wake.wait(timeout=self.flush_interval_s)
-            self._wake.clear()
-            try:
-                self._flush()
-            except Exception:
-                logger.exception("history flush failed")
-
-    def _flush(self, pause: bool = True) -> None:
-        """Send everything buffered, in batches of at most `batch_lines`."""
-        buffer = self._buffer
-        while buffer:
-            count = min(len(buffer), self.batch_lines)
-            batch = [buffer.popleft() for _ in range(count)]
-            data = "\n".join(batch).encode()
-            if not self.up or self._writer is None or len(buffer) > MAX_BUFFERED_LINES:
-                self._to_spool(data, count)
-            else:
-                self._write(data, count)
-            if pause:
-                self.sleep(0)   # let ingest run between batches
-
-    def _write(self, data: bytes, count: int) -> None:
-        self._sending = count
-        try:
-            self._writer.write(bucket=self.bucket, org=self.org, record=data)
-        except Exception as error:  # down, slow or refusing: keep it on disk
-            if _rejected(error):
-                self._reject(error, count)
-                return
-            self._mark_down(error)
-            self._to_spool(data, count)
-        else:
-            self.written += count
-            self.up = True
-        finally:
-            self._sending = 0
-
-    def _reject(self, error: Exception, count: int) -> None:
-        """The database refused the data itself: retrying cannot help."""
-        self.rejected += count
-        self.last_error = f"rejected: {str(error)[:200]}"
-        logger.error("InfluxDB rejected a batch of %d points: %s", count, str(error)[:500])
-
-    def _to_spool(self, data: bytes, count: int) -> None:
-        self.spool.append(data, count)
-        self.spooled_total += count
-
-    def _mark_down(self, error: Exception) -> None:
-        if self.up:
-            logger.warning("InfluxDB unreachable, spooling history to disk: %s", error)
-        self.up = False
-        self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
-
-    # -- spool replay and health ------------------------------------------------
-    def _spool_loop(self) -> None:
-        backoff = BACKOFF_MIN_S
-        last_ping = 0.0
-        while self._running:
-            oldest = self.spool.oldest()
-            if oldest is None:
-                if time.monotonic() - last_ping >= PING_INTERVAL_S:
-                    last_ping = time.monotonic()
-                    self._check_health()
-                self.sleep(BACKOFF_MIN_S)
-                continue
-            path, data = oldest
-            try:
-                self._writer.write(bucket=self.bucket, org=self.org, record=data)
-            except Exception as error:  # down again: back off and keep the file
-                if _rejected(error):
-                    self._reject(error, data.count(b"\n") + 1)
-                    self.spool.remove(path)
-                    continue
-                self._mark_down(error)
-                self.sleep(backoff)
-                backoff = min(BACKOFF_MAX_S, backoff * 2)
-                continue
-            count = data.count(b"\n") + 1
-            self.spool.remove(path)
-            self.written += count
-            if not self.up:
-                logger.info("InfluxDB reachable again; replaying the spool")
-            self.up = True
-            backoff = BACKOFF_MIN_S
-
-    def _check_health(self) -> None:
-        try:
-            reply = self.session.get(self.url + "/ping", timeout=2)
-            if reply.status_code < 300:
-                if not self.up:
-                    logger.info("InfluxDB reachable again")
-                self.up = True
-                return
-            raise ConnectionError(f"ping answered {reply.status_code}")
-        except Exception as error:
-            self._mark_down(error)
-
+    # -- health ------------------------------------------------------------------
     def health(self) -> str:
-        return "ok" if self.up else "down"
+        return self.writer.state()
+
+    def health_detail(self) -> dict:
+        return self.writer.detail()
 
     def status(self) -> dict:
-        return {"backend": "influxdb", "queued": len(self._buffer) + self._sending,
-                "written": self.written, "spooled": self.spool.pending_points(),
-                "spooled_total": self.spooled_total, "spool_bytes": self.spool.pending_bytes(),
-                "failed": self.spool.dropped_points + self.rejected, "last_error": self.last_error}
+        writer, spool = self.writer, self.spool
+        rejected = dict(writer.rejected)
+        if spool.dropped_points:
+            rejected["spool_full"] = spool.dropped_points
+        return {"backend": "influxdb", "state": writer.state(), "queued": writer.queued(),
+                "written": writer.written, "spooled": spool.pending_points(),
+                "spooled_total": writer.held_total, "spool_bytes": spool.pending_bytes(),
+                "splits": writer.splits, "rejected": rejected,
+                "failed": sum(rejected.values()),
+                "last_error": (writer.detail()["last_error"] or {}).get("message")}
 
     # -- reads ---------------------------------------------------------------------
     def _query(self, text: str) -> list[dict]:
         try:
-            reply = self.session.get(self.url + "/query", params={"db": self.bucket, "q": text,
-                                                                   "epoch": "ns"},
-                                     timeout=QUERY_TIMEOUT_S)
-        except requests.RequestException as error:
-            self._mark_down(error)
+            reply = self.client.api_client.call_api(
+                "/query", "POST", query_params=[("db", self.bucket), ("q", text), ("epoch", "ns")],
+                header_params={"Accept": "application/json"}, _preload_content=False,
+                _return_http_data_only=True, _request_timeout=QUERY_TIMEOUT_S * 1000)   # ms
+            body = reply.data
+        except ApiException as error:
+            raise HistoryUnavailable(f"history query failed ({error.status}: "
+                                     f"{error_message(error.body)[:200]})") from None
+        except Exception as error:   # network errors and timeouts, from urllib3
+            logger.warning("history query failed: %s", error)
             raise HistoryUnavailable("the history store is unreachable") from None
-        if reply.status_code >= 400:
-            raise HistoryUnavailable(f"history query failed ({reply.status_code})")
-        result = reply.json().get("results", [{}])[0]
+        result = json.loads(body).get("results", [{}])[0]
         if "error" in result:
             raise HistoryUnavailable(f"history query failed: {result['error']}")
         rows = []
         for series in result.get("series", []):
             columns = series["columns"]
-            rows += [dict(zip(columns, values)) for values in series["values"]]
+            rows += [dict(zip(columns, values)) for values in series.get("values", [])]
         return rows
 
     def query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
@@ -274,7 +165,9 @@ class InfluxHistory(HistoryRepository):
         rows = self._query(text)
         capped = len(rows) > query.limit
         rows = rows[:query.limit][::-1]
-        return [{"t": iso(row["time"] / 1e9), "v": row["v"]} for row in rows], capped
+        # InfluxDB's JSON writes large floats as integer literals.
+        return [{"t": iso(row["time"] / 1e9), "v": row["v"] if row["v"] is None or query.fn == "count"
+                 else float(row["v"])} for row in rows], capped
 
     def events(self, measurement: str, limit: int) -> list[dict]:
         text = f"SELECT * FROM {lp.identifier(measurement)} ORDER BY time DESC LIMIT {int(limit)}"

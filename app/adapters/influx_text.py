@@ -9,8 +9,9 @@ import math
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 # InfluxDB (1.x and 2.x parse alike) does not unescape `\\` in tags, so a
-# backslash is written as it is; only a trailing one is doubled, so that it
-# cannot escape the separator after it.
+# backslash is written as it is. A tag value cannot end in one at all (influxd
+# refuses the line however it is escaped): readings refuse such text, and for
+# other text trailing backslashes are dropped rather than lose the point.
 _TAG = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _FIELD_STRING = str.maketrans({"\\": "\\\\", '"': r"\""})
 
@@ -22,8 +23,7 @@ def measurement(name: str) -> str:
 def tag(value: str) -> str:
     # Line protocol has no escape for a newline; readings refuse control
     # characters, this guards events built from other text.
-    escaped = value.replace("\n", " ").replace("\r", " ").translate(_TAG)
-    return escaped + "\\" if escaped.endswith("\\") else escaped
+    return value.replace("\n", " ").replace("\r", " ").rstrip("\\").translate(_TAG)
 
 
 def field_value(value) -> str:

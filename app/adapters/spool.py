@@ -3,8 +3,10 @@
 influxdb-client keeps failed batches only in memory and drops them once its
 retries run out; the spool keeps them across outages and restarts. Each batch
 is one file, written to a temporary name and renamed, so a crash never leaves
-half a batch. Oldest files are replayed first. Past `max_bytes` the oldest
-batches are dropped (and counted), so a long outage cannot fill the disk.
+half a batch. Oldest files are replayed first; a file's name starts with the
+time it was held, so the age of the oldest held point survives a restart.
+Past `max_bytes` the oldest batches are dropped (and counted), so a long
+outage cannot fill the disk.
 """
 from __future__ import annotations
 
@@ -35,17 +37,23 @@ class DiskSpool:
 
     def append(self, data: bytes, points: int) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):06d}"
-        final = self.folder / (name + SUFFIX)
-        tmp = self.folder / (name + ".tmp")
+        self._write(self.folder / (name + SUFFIX), data, points)
+        self._enforce_limit()
+
+    def replace(self, path: Path, data: bytes, points: int) -> None:
+        """What is left of a held batch after part of it went through; keeps its place."""
+        self._write(path, data, points)
+
+    def _write(self, final: Path, data: bytes, points: int) -> None:
+        tmp = final.with_suffix(".tmp")
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        tmp.rename(final)
+        tmp.replace(final)
         with self._lock:
             self._sizes[final] = len(data)
             self._points[final] = points
-        self._enforce_limit()
 
     def oldest(self) -> tuple[Path, bytes] | None:
         with self._lock:
@@ -80,6 +88,21 @@ class DiskSpool:
                         self._points[path] = count
             total += count
         return total
+
+    def oldest_held_at(self) -> float | None:
+        """Epoch seconds when the oldest batch still held was put here."""
+        with self._lock:
+            if not self._sizes:
+                return None
+            path = min(self._sizes)
+        try:
+            return int(path.name.split("-", 1)[0]) / 1e9
+        except ValueError:   # not one of ours: fall back to the file's own time
+            return path.stat().st_mtime if path.exists() else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sizes)
 
     def pending_bytes(self) -> int:
         with self._lock:

@@ -32,6 +32,11 @@ class RuntimeCollector:
         for state in ("queued", "written", "spooled", "failed"):
             writes.add_metric([state], history.get(state, 0) or 0)
         yield writes
+        rejected = CounterMetricFamily("history_points_rejected", "History points InfluxDB refused "
+                                       "(or the full spool dropped), by reason", labels=["reason"])
+        for reason, total in (history.get("rejected") or {}).items():
+            rejected.add_metric([reason], total)
+        yield rejected
         yield GaugeMetricFamily("bhs_history_up", "1 when the history store is reachable",
                                 value=0 if rt.history.health() == "down" else 1)
         mqtt = rt.mqtt.status() if rt.mqtt else None

@@ -109,7 +109,11 @@ class HistoryRepository(ABC):
 
     @abstractmethod
     def health(self) -> str:
-        """`ok`, `down` or `disabled`."""
+        """`ok`, `degraded` (writes held or draining), `down` (unreachable) or `disabled`."""
+
+    def health_detail(self) -> dict | None:
+        """State of writes for /api/health: last error, spool depth. None: nothing to say."""
+        return None
 
     def status(self) -> dict:
         return {}

@@ -114,7 +114,7 @@ def test_decision_control_and_alert_points_land(start_server, influx, influx_db)
 
 def test_outage_loses_nothing_and_health_says_so(start_server, influx, influx_db):
     db, env = influx_db
-    server = start_server(**env)
+    server = start_server(**env, HISTORY_ALERT_AFTER_S="1", HISTORY_RETRY_MAX_S="1")
     assert requests.get(server.url + "/api/health").json()["services"]["influxdb"] == "ok"
     influx.stop()
     try:

@@ -9,8 +9,22 @@ def test_line_escapes_tags_and_strings_and_writes_floats():
 
 
 def test_trailing_backslash_cannot_escape_the_separator():
-    assert lp.tag("C:\\") == "C:\\\\"
+    # influxd refuses any tag value ending in a backslash, however escaped.
+    assert lp.tag("C:\\") == "C:"
     assert lp.tag("a\\b") == "a\\b"
+
+
+def test_quality_and_other_text_fields_are_escaped():
+    assert lp.field_value('say "x" \\') == '"say \\"x\\" \\\\"'
+
+
+def test_readings_refuse_tag_text_influxdb_cannot_store():
+    from pydantic import ValidationError
+    from app.models import Reading
+    import pytest
+    with pytest.raises(ValidationError):
+        Reading(sensor_id="s", value=1.0, zone="C:\\")
+    assert Reading(sensor_id="s", value=1.0, zone="a\\b").zone == "a\\b"
 
 
 def test_influxql_quoting():
