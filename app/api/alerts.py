@@ -7,6 +7,7 @@ alert history, with the operator's label.
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
+from werkzeug.routing import BaseConverter
 
 from app.api.common import json_body, parse_model, require_operator, require_viewer, services
 from app.api.openapi import document, responses
@@ -16,6 +17,18 @@ from app.errors import InvalidInput
 from app.services.alerts import ALARM_STATES
 
 bp = Blueprint("alerts", __name__, url_prefix="/api/alerts")
+
+
+class AlertIdConverter(BaseConverter):
+    """An alarm id: any path segment except the collection's own action names.
+
+    Without it `/api/alerts/ack` also matches `GET /api/alerts/<alert_id>`, so an
+    OPTIONS answer advertises a GET the API does not have.
+    """
+    regex = r"(?!(?:ack|summary)$)[^/]+"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("alert_id", AlertIdConverter))
 VIEWER = [{"viewer": []}, {}]
 OPERATOR = {"operator": []}
 # active: the condition is present (the contract's original meaning); open: everything
@@ -49,7 +62,7 @@ def summary():
     return jsonify(services().alerts.summary())
 
 
-@bp.get("/<alert_id>")
+@bp.get("/<alert_id:alert_id>")
 @document(resp=responses(HTTP_200=AlertOne), tags=["alarms"], security=VIEWER)
 @require_viewer
 def one(alert_id: str):
@@ -67,7 +80,7 @@ def ack_many():
     return jsonify(ok=True, acknowledged=[a["id"] for a in done], alerts=done)
 
 
-@bp.post("/<alert_id>/ack")
+@bp.post("/<alert_id:alert_id>/ack")
 @document(resp=responses(HTTP_200=AlertOne), tags=["alarms"], security=OPERATOR)
 @require_operator
 def ack(alert_id: str):
@@ -75,7 +88,7 @@ def ack(alert_id: str):
     return jsonify(ok=True, alert=services().alerts.acknowledge(alert_id, g.principal))
 
 
-@bp.post("/<alert_id>/shelve")
+@bp.post("/<alert_id:alert_id>/shelve")
 @document(json=ShelveRequest, resp=responses(HTTP_200=AlertOne), tags=["alarms"], security=OPERATOR)
 @require_operator
 def shelve(alert_id: str):
@@ -84,7 +97,7 @@ def shelve(alert_id: str):
     return jsonify(ok=True, alert=services().alerts.shelve(alert_id, g.principal, body.duration_s, body.reason))
 
 
-@bp.post("/<alert_id>/unshelve")
+@bp.post("/<alert_id:alert_id>/unshelve")
 @document(resp=responses(HTTP_200=AlertOne), tags=["alarms"], security=OPERATOR)
 @require_operator
 def unshelve(alert_id: str):

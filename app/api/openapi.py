@@ -54,9 +54,20 @@ def document(**kwargs):
 bp = Blueprint("openapi", __name__)
 
 
+def with_path_schemas(document: dict) -> dict:
+    """Give path parameters of our own URL converters (spectree knows only
+    Werkzeug's) the string schema OpenAPI requires."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("schema") is None:
+                    parameter["schema"] = {"type": "string"}
+    return document
+
+
 @bp.get("/openapi.json")
 def openapi_json():
-    return jsonify(spec.spec)
+    return jsonify(with_path_schemas(spec.spec))
 
 
 @bp.get("/docs")
