@@ -288,7 +288,7 @@ def add_scene(fixture: SourceFixtureServer, folder: Path, scene_id: str, when: f
         dn = np.round((reflectance + 0.1) / 1e-4).astype("uint16")
         path = folder / f"{scene_id}-{name}"
         with rasterio.open(path, "w", driver="COG", width=cols, height=rows, count=1, dtype="uint16",
-                           crs="EPSG:4326", transform=transform, nodata=0, blocksize=64,
+                           crs="EPSG:4326", transform=transform, nodata=0, blocksize=128,
                            compress="NONE", overviews="NONE") as dst:
             dst.write(dn, 1)
         data = path.read_bytes()
