@@ -156,11 +156,13 @@ def _presence_alerts(alerts: AlertBook):
     return on_presence
 
 
-def _build_cluster(settings, store, history, broadcaster, views, analysis, leader_work, mqtt_link,
-                   spawn, sleep):
-    """Cluster mode: replicate accepted batches, and leave analysis and planning to the leader."""
+def _build_cluster(settings, *, store, history, broadcaster, alerts, controls, engine, views,
+                   analysis, leader_work, mqtt_link, spawn, sleep):
+    """Cluster mode: replicate accepted batches and operator state; the leader analyses and plans."""
     from app.adapters.redis_cluster import build_cluster
     from app.services.cluster.leader_only import LeaderOnly, leader_only
+    from app.services.cluster.shared_state import SharedState
+    from app.services.routing import RoutingPlan
 
     def leading() -> bool:
         return cluster.leadership.is_leader
@@ -173,12 +175,34 @@ def _build_cluster(settings, store, history, broadcaster, views, analysis, leade
         for hook in (*views, *gated):
             hook(records)
 
+    def adopt_plan(body: dict) -> None:
+        store.routing = body["view"]
+
+    shared = SharedState({"alert": alerts.adopt, "control": controls.adopt, "plan": adopt_plan,
+                          "decisions": store.add_decisions})
+    alerts.listeners.append(lambda alarm: shared.share("alert", alarm))
+    controls.listeners.append(lambda control: shared.share("control", control))
+    engine_broadcast = engine.broadcast
+
+    def engine_sharing(event: str, payload) -> None:
+        """The leader's plan and decisions go to the other instances too."""
+        engine_broadcast(event, payload)
+        if event == "routing_update":
+            shared.share_plan(payload, engine.plan)
+        elif event == "decision":
+            shared.share("decisions", [payload])
+    engine.broadcast = engine_sharing
+
     cluster = build_cluster(settings, apply=apply, rewrite_history=history.write_readings,
-                            spawn=spawn, sleep=sleep, local_rooms=broadcaster.local_rooms)
+                            spawn=spawn, sleep=sleep, local_rooms=broadcaster.local_rooms,
+                            shared=shared)
     broadcaster.remote_rooms = cluster.rooms.nodes
     followers = [LeaderOnly(component, spawn, sleep) for component in leader_work]
 
     def on_leadership(leading_now: bool) -> None:
+        plan = (shared.latest_plan or {}).get("plan")
+        if leading_now and engine.plan is None and plan:
+            engine.plan = RoutingPlan(**plan)   # continue from the last leader's plan
         for follower in followers:
             follower.follow(leading_now)
     cluster.leadership.on_change = on_leadership
@@ -282,8 +306,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     leader_work = [engine, monitor]
     cluster = None
     if settings.redis_url:
-        cluster, leader_work, analysis = _build_cluster(settings, store, history, broadcaster, views,
-                                                        analysis, leader_work, mqtt_link, spawn, sleep)
+        cluster, leader_work, analysis = _build_cluster(
+            settings, store=store, history=history, broadcaster=broadcaster, alerts=alerts,
+            controls=controls, engine=engine, views=views, analysis=analysis,
+            leader_work=[*leader_work, *(c for c in (sources, simulator) if c is not None)],
+            mqtt_link=mqtt_link, spawn=spawn, sleep=sleep)
+        sources = simulator = None   # started and stopped with the lease now
         runtime.cluster = cluster
     for hook in (*views, *analysis):
         pipeline.add_hook(hook)

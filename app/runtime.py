@@ -168,6 +168,12 @@ class Runtime:
             "history": self.history.health_detail(),
         }
 
+    def routing_view(self) -> dict:
+        """The current plan: the engine's own, or in a cluster the leader's as shared."""
+        if self.cluster is not None and not self.cluster.leadership.is_leader and self.store.routing:
+            return self.store.routing
+        return self.engine.view()
+
     def readiness(self) -> tuple[bool, list[str]]:
         """Ready once started and, in a cluster, once live state is rebuilt."""
         if self.cluster is None:

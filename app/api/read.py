@@ -95,7 +95,7 @@ def status():
 @require_viewer
 def routing():
     """The current routing plan."""
-    return jsonify(services().engine.view())
+    return jsonify(services().routing_view())
 
 
 @bp.get("/api/decisions")

@@ -216,6 +216,32 @@ class AlertBook:
         self.broadcast("alerts_reset", {"by": operator, "timestamp": iso(self.clock())})
         return count
 
+    def adopt(self, alarm: dict) -> None:
+        """Take an alarm as another instance of a cluster left it after a transition.
+
+        That instance recorded and broadcast the transition; here it is only
+        made the local state (by its subject and condition), then listeners hear of it.
+        """
+        key = (alarm["subject"], alarm["condition"])
+        held = dict(alarm)
+        held.pop("alarm_state", None)
+        held.setdefault("events", [])
+        if held.get("shelved") and held.get("shelved_until"):
+            from datetime import datetime
+            held["_shelved_until_ts"] = datetime.fromisoformat(
+                held["shelved_until"].replace("Z", "+00:00")).timestamp()
+        with self._lock:
+            self._open.pop(key, None)
+            if held["active"] or not held["acknowledged"]:
+                self._open[key] = held
+            else:
+                self._cleared = [a for a in self._cleared if a["id"] != held["id"]]
+                self._cleared.append(held)
+                del self._cleared[:-CLEARED_KEPT]
+            snapshot = self._public(held)
+        for listener in self.listeners:
+            listener(snapshot)
+
     # -- reads -------------------------------------------------------------------
     def get(self, alert_id: str) -> dict:
         self.expire_shelves()

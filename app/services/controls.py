@@ -108,6 +108,33 @@ class ControlService:
         self.broadcast("control_update", public)
         return public
 
+    def adopt(self, control: dict) -> None:
+        """A control applied on another instance of a cluster: the same state here.
+
+        That instance validated it, sent the command, audited and broadcast
+        it; here it only changes what the next plan is built on. Alarm acks
+        travel as alarm transitions of their own.
+        """
+        action, target, value = control["action"], control.get("target"), control.get("value")
+        if control.get("origin") == "operator":
+            if action == "set_mode":
+                self.mode = value
+            elif action == "isolate":
+                self.isolated.add(target)
+            elif action == "restore":
+                self.isolated.discard(target)
+            elif action == "set_valve":
+                self.valve_open[target] = float(value)
+            elif action == "set_pump":
+                self.pump_speed[target] = {"on": 100.0, "off": 0.0}.get(value) \
+                    if isinstance(value, str) else float(value)
+        with self._lock:
+            self.audit.append(dict(control))
+            del self.audit[:-AUDIT_KEPT]
+        if control.get("origin") == "operator":
+            for listener in self.listeners:
+                listener(control)
+
     def recent(self, limit: int) -> list[dict]:
         with self._lock:
             return list(reversed(self.audit))[:limit]

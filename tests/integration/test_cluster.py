@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from app.config import BUNDLED_NETWORK
+from tests.conftest import OPERATOR_TOKEN
 from tests.cluster_harness import Cluster, HttpFeeder, MqttFeeder, Stamps, Viewer, control, ms, swing
 from tests.cluster_services import NginxProxy
 from tests.helpers import stamp, wait_for
@@ -154,21 +155,26 @@ def _run_kill(cluster_factory, influx, influx_db, kill_leader: bool) -> None:
     mqtt_sensors = _sensors(network, offset + 12, 12)
     probe_sensor = _sensors(network, offset + 30, 1)[0]
 
-    # Viewers: through nginx, one straight to each instance, and one in the probe's
-    # station room on each instance.
+    # Viewers: through nginx, one straight to each instance, and in the probe's
+    # station room one on a single instance only: the others have no subscriber
+    # of their own for that room, yet what they accept must reach it.
     routed = _spread_viewers(proxy, want=leader if kill_leader else None)
     direct = [Viewer(s.url, transports=["websocket"]) for s in group.servers.values()]
-    rooms = [Viewer(s.url, nodes=[probe_sensor["node"]], transports=["websocket"])
-             for s in group.servers.values()]
+    room_host = next(n for n in group.servers if n != (leader if kill_leader else None))
+    rooms = [Viewer(group.servers[room_host].url, nodes=[probe_sensor["node"]], transports=["websocket"])]
     everyone = routed + direct + rooms
     wait_for(lambda: [v for v in everyone if v.instance is None], lambda m: not m, timeout=20)
     assert len({v.instance for v in everyone}) == 3
+    time.sleep(1.5)   # the room directory syncs every 0.5 s
 
     # Every viewer gets every update, whichever instance accepted it, rooms included.
     stamps = Stamps()
     probe = Probe(probe_sensor, stamps)
     for server in group.servers.values():
         probe.through(server.url, everyone)
+
+    if not kill_leader:
+        _assert_operator_state_is_shared(group, leader, network)
 
     if kill_leader:
         victim = leader
@@ -234,6 +240,35 @@ def _run_kill(cluster_factory, influx, influx_db, kill_leader: bool) -> None:
         viewer.close()
 
 
+def _assert_operator_state_is_shared(group: Cluster, leader: str, network: dict) -> None:
+    """An alarm the leader raised, acknowledged on a follower, the plan and the
+    decisions: the same whichever instance is asked."""
+    ph = next(s for s in network["sensors"] if s["id"].endswith(".ph"))
+    follower = next(n for n in group.servers if n != leader)
+    reply = requests.post(group.servers[follower].url + "/api/sensors", timeout=10,
+                          json=[{"sensor_id": ph["id"], "value": 11.5, "timestamp": stamp(time.time())}])
+    assert reply.status_code == 202
+
+    def alarms():
+        return [[a for a in requests.get(s.url + "/api/alerts", timeout=5).json()["alerts"]
+                 if a.get("sensor_id") == ph["id"]] for s in group.servers.values()]
+    found = wait_for(alarms, lambda views: all(len(v) == 1 for v in views), timeout=20)
+    alarm_id = found[0][0]["id"]
+    assert all(v[0]["id"] == alarm_id for v in found)
+    other = next(n for n in group.servers if n not in (leader, follower))
+    acked = requests.post(f"{group.servers[other].url}/api/alerts/{alarm_id}/ack", timeout=10,
+                          headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert acked.status_code == 200
+    wait_for(alarms, lambda views: all(v[0]["acknowledged_by"] for v in views), timeout=20)
+
+    def plans():
+        return [(requests.get(s.url + "/api/routing", timeout=5).json().get("generated_at"),
+                 [d["id"] for d in requests.get(s.url + "/api/decisions", timeout=5).json()["decisions"]])
+                for s in group.servers.values()]
+    wait_for(plans, lambda views: views[0][0] and views[0][1] and all(v == views[0] for v in views),
+             timeout=30)
+
+
 def _broker_port(group: Cluster) -> int:
     url = next(iter(group.servers.values())).env["MQTT_URL"]
     return int(url.rsplit(":", 1)[1])
@@ -289,8 +324,8 @@ def test_a_redis_restart_mid_load_loses_nothing_and_instances_catch_up(cluster, 
     http_sensors, mqtt_sensors = _sensors(network, 80, 12), _sensors(network, 92, 12)
     probe_sensor = _sensors(network, 110, 1)[0]
     viewers = [Viewer(s.url, transports=["websocket"]) for s in group.servers.values()]
-    viewers += [Viewer(s.url, nodes=[probe_sensor["node"]], transports=["websocket"])
-                for s in group.servers.values()]
+    viewers.append(Viewer(group.servers["bhs-1"].url, nodes=[probe_sensor["node"]],
+                          transports=["websocket"]))
     wait_for(lambda: [v for v in viewers if v.instance is None], lambda m: not m, timeout=20)
     stamps = Stamps()
     since_ms = int(time.time() * 1000) - 1000

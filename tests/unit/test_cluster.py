@@ -173,3 +173,34 @@ def test_the_leader_rewrites_a_dead_members_history_once(tmp_path):
     node._members = roster.members()
     node._pick_up_after_dead()
     assert len(written) == 5
+
+
+def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_path):
+    from app.services.alerts import AlertBook
+    from app.services.cluster.shared_state import SharedState
+
+    log = MemoryLog()
+    books, states = {}, {}
+    for name in ("a", "b"):
+        book = AlertBook(lambda e, p: None, lambda alarm: None)
+        state = SharedState({"alert": book.adopt})
+        state.replicator = Replicator(log, Outbox(DiskSpool(tmp_path / f"state-{name}", 10_000_000)),
+                                      name, state.apply, _no_spawn, lambda s: None)
+        book.listeners.append(lambda alarm, state=state: state.share("alert", alarm))
+        books[name], states[name] = book, state
+
+    def sync():
+        for state in states.values():
+            state.replicator._apply(log.read_after(state.replicator.last_id, 100, 0))
+
+    raised = books["a"].raise_("s1", "quality_high", "critical", "chlorine high")
+    sync()
+    assert books["b"].listing(include_cleared=False)[0]["id"] == raised["id"]
+    books["b"].acknowledge(raised["id"], "ops")          # on the other instance
+    sync()
+    assert books["a"].get(raised["id"])["acknowledged_by"] == "ops"
+    books["a"].clear("s1", "quality_high")                # acked and cleared: archived
+    sync()
+    assert books["b"].listing(include_cleared=False) == []
+    assert books["b"].listing(include_cleared=True)[0]["alarm_state"] == "cleared_acknowledged"
+    assert len(log.entries) == 3                          # adopting never sent anything back

@@ -3,6 +3,7 @@
 Start-up, in order, before `/api/ready` answers 200:
 1. rebuild the live store from the shared log (retrying until Redis answers);
    where the log was trimmed, the latest readings come from history instead;
+   then the shared operator state (alarms, controls, plan, decisions) from its log;
 2. start applying the log as it grows, and the outbox of unsent batches;
 3. start competing for the leader lease and beating in the roster;
 4. wait for the extra checks (the MQTT session drained, see app/adapters/mqtt.py).
@@ -49,6 +50,7 @@ class ClusterNode:
                  leadership: Leadership, roster: Roster, rewrite_history: Callable[[list[dict]], None],
                  spawn: Callable, sleep: Callable[[float], None],
                  fill_from_history: Callable[[], int] = lambda: 0, rooms=None,
+                 state: Replicator | None = None,
                  clock: Callable[[], float] = time.time):
         self.instance_id = instance_id
         self.incarnation = incarnation
@@ -58,6 +60,7 @@ class ClusterNode:
         self.rewrite_history = rewrite_history
         self.fill_from_history = fill_from_history
         self.rooms = rooms          # SharedRooms, or None
+        self.state = state          # the replicator of shared operator state, or None
         self.spawn = spawn
         self.sleep = sleep
         self.clock = clock
@@ -81,6 +84,8 @@ class ClusterNode:
         self._running = False
         self.leadership.stop()
         self.replicator.stop()
+        if self.state is not None:
+            self.state.stop()
         if self.rooms is not None:
             self.rooms.stop()
         try:
@@ -93,6 +98,8 @@ class ClusterNode:
             try:
                 trimmed = self.replicator.log.info()["trimmed"]
                 self.rebuilt_batches = self.replicator.rebuild()
+                if self.state is not None:
+                    self.state.rebuild()
                 break
             except LogUnavailable as error:
                 logger.warning("waiting for the shared log to rebuild live state: %s", error)
@@ -104,6 +111,8 @@ class ClusterNode:
                     f" and {filled} readings from history" if trimmed else "")
         self.rebuilt = True
         self.replicator.start()
+        if self.state is not None:
+            self.state.start()
         self.leadership.start()
         if self.rooms is not None:
             self.rooms.start()
