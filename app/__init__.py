@@ -28,6 +28,7 @@ from app.security import Credentials, kept_token
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher, MemoryCommands
 from app.services.controls import ControlService
+from app.services.device_commands import DeviceCommandRouter
 from app.services.data_quality import DataQuality
 from app.services.demo_reset import DemoReset
 from app.services.engine import DecisionEngine
@@ -123,7 +124,39 @@ def _credentials(settings: Settings) -> Credentials:
     devices = Settings.split(settings.device_keys)
     if not devices:
         logger.warning("DEVICE_KEYS is unset: ingest is open to anyone who can reach this server")
-    return Credentials(devices, operators, Settings.split(settings.viewer_tokens))
+    admins = Settings.split(settings.admin_tokens)
+    if not admins:
+        logger.warning("ADMIN_TOKENS is unset: the device registry is read-only (writes answer 403)")
+    return Credentials(devices, operators, Settings.split(settings.viewer_tokens), admins)
+
+
+def _build_devices(settings: Settings, network: Network, pipeline: IngestPipeline, mqtt_link,
+                   broadcast, spawn, sleep):
+    """The device registry, its commands and key-value telemetry, wired to MQTT when there is a broker."""
+    from app.adapters.sqlite_registry import SqliteRegistry
+    from app.services.device_commands import CommandBook
+    from app.services.device_registry import DeviceRegistry
+    from app.services.telemetry import TelemetryService
+
+    repository = SqliteRegistry(settings.devices_db_path)
+    registry = DeviceRegistry(repository, network, default_timeout_s=settings.command_timeout_s,
+                              offline_after_s=settings.device_offline_after_s,
+                              on_change=lambda view: broadcast("device_update", view),
+                              spawn=spawn, sleep=sleep)
+    book = CommandBook(repository, registry, on_change=lambda command: broadcast("command_update", command),
+                       expiry_s=settings.command_expiry_s, spawn=spawn, sleep=sleep)
+    telemetry = TelemetryService(registry, pipeline.ingest, time.time)
+    if mqtt_link is not None:
+        from urllib.parse import unquote, urlparse
+
+        from app.adapters.mqtt_devices import MqttDevices
+        MqttDevices(mqtt_link, registry, telemetry, book, settings.telemetry_max_bytes)
+        if settings.mqtt_dynsec:
+            from app.adapters.dynsec import DynamicSecurity
+            username = urlparse(settings.mqtt_url).username
+            registry.accounts = DynamicSecurity(mqtt_link, unquote(username) if username else None,
+                                                spawn, sleep, prefix=settings.mqtt_topic_prefix)
+    return registry, book, telemetry
 
 
 def _alert_event(history: HistoryRepository):
@@ -252,7 +285,11 @@ def create_app(settings: Settings | None = None) -> Flask:
                              pipeline.ingest, metrics, spawn, sleep, settings.max_body_bytes,
                              on_presence=_presence_alerts(alerts),
                              share_group=settings.mqtt_share_group if settings.redis_url else None)
-    commands: CommandPublisher = mqtt_link or MemoryCommands()
+    registry, device_commands, telemetry = _build_devices(settings, network, pipeline, mqtt_link,
+                                                          broadcast, spawn, sleep)
+    # A control on a target a registered device drives becomes that device's command.
+    commands: CommandPublisher = DeviceCommandRouter(mqtt_link or MemoryCommands(), registry,
+                                                     device_commands)
     controls = ControlService(network, history, commands, alerts, broadcast,
                               mode=settings.operating_mode)
     zones = [z.id for z in network.of_kind("zone")]
@@ -298,7 +335,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                       broadcaster=broadcaster, metrics=metrics, tokens=_credentials(settings),
                       network=network, simulator=simulator, controls=controls, alerts=alerts,
                       engine=engine, commands=commands, mqtt=mqtt_link, forecaster=forecaster,
-                      logs=logs, wqi_stations=wqi_stations, sources=sources)
+                      logs=logs, wqi_stations=wqi_stations, sources=sources, devices=registry,
+                      device_commands=device_commands, telemetry=telemetry)
     store.stale_after = runtime.stale_after
     runtime.prometheus = registry_for(runtime)
     monitor = Monitor(network, store, alerts, runtime.health, broadcast, spawn, sleep)
@@ -315,8 +353,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         runtime.cluster = cluster
     for hook in (*views, *analysis):
         pipeline.add_hook(hook)
-    runtime.components = [c for c in (history, broadcaster, cluster, *leader_work, mqtt_link, simulator,
-                                      sources) if c is not None]
+    runtime.components = [c for c in (registry, device_commands, history, broadcaster, cluster,
+                                      *leader_work, mqtt_link, simulator, sources) if c is not None]
     app.extensions["bhs"] = runtime
 
     # Entry points.
@@ -329,7 +367,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         (api.alerts.bp, settings.control_rate_limit, runtime.tokens.operators),
         (api.sources.bp, settings.control_rate_limit, runtime.tokens.operators)])
     for module in (api.ingest, api.read, api.ready, api.alerts, api.control, api.simulation,
-                   api.dashboard, api.metrics, api.openapi, api.sources):
+                   api.dashboard, api.metrics, api.openapi, api.sources, api.devices, api.device_api):
         app.register_blueprint(module.bp)
     api.openapi.spec.register(app)
     socketio.on_namespace(LiveNamespace("/live", store, broadcaster, runtime.snapshot,

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     device_keys: str = ""
     operator_tokens: str = ""
     viewer_tokens: str = ""
+    # Admin role: the device registry (and everything an operator may do).
+    # Unset: registry writes answer 403.
+    admin_tokens: str = ""
     # Browser origins allowed to call the API and /live; none but our own by default.
     cors_origins: str = ""
     # Rate limits (flask-limiter syntax) per device key / operator token, or per
@@ -112,6 +115,22 @@ class Settings(BaseSettings):
     # Random events (leaks, surges ...) per simulated hour; 0 for none.
     simulator_events_per_hour: float = 0.25
 
+    # Device registry (SQLite); relative paths are under instance_dir.
+    devices_db: Path = Path("devices.sqlite3")
+    # `on`: the server manages each registered device's MQTT login and ACL in
+    # Mosquitto's dynamic-security plugin over $CONTROL (MQTT_URL's user must
+    # be a dynsec admin).
+    mqtt_dynsec: bool = False
+    # Largest key-value telemetry body (413 past it): a device posts small
+    # documents; a bigger one is a bug or an attack, not telemetry.
+    telemetry_max_bytes: int = 64 * 1024
+    # A device is shown offline after this long without telemetry (s).
+    device_offline_after_s: float = 120.0
+    # A command times out this long after it was sent without an outcome
+    # (devices may set their own), and expires if still queued this long.
+    command_timeout_s: float = 30.0
+    command_expiry_s: float = 24 * 3600.0
+
     # Decision engine. `manual`: it recommends and operators act; `auto`: its
     # decisions are sent to the devices as commands.
     operating_mode: Literal["auto", "manual"] = "manual"
@@ -151,6 +170,10 @@ class Settings(BaseSettings):
     # Offset of the network's local time from UTC (hours): tariff periods, the
     # night-flow window and the simulator's demand curve. India: UTC+5:30.
     local_utc_offset_h: float = 5.5
+
+    @property
+    def devices_db_path(self) -> Path:
+        return self.devices_db if self.devices_db.is_absolute() else self.instance_dir / self.devices_db
 
     @property
     def simulator_on(self) -> bool:

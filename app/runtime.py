@@ -30,6 +30,9 @@ from app.services.store import DataStore
 
 if TYPE_CHECKING:
     from app.adapters.mqtt import MqttLink
+    from app.services.device_commands import CommandBook
+    from app.services.device_registry import DeviceRegistry
+    from app.services.telemetry import TelemetryService
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,9 @@ class Runtime:
     sources: object | None = None       # app.adapters.sources.scheduler.SourceScheduler
     prometheus: object | None = None
     cluster: object | None = None   # a ClusterNode when REDIS_URL is set
+    devices: DeviceRegistry | None = None
+    device_commands: CommandBook | None = None
+    telemetry: TelemetryService | None = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Components that have start()/stop(), in start order.

@@ -1,4 +1,4 @@
-"""Credentials: device keys, operator and viewer tokens.
+"""Credentials: device keys, admin, operator and viewer tokens.
 
 Each configured entry is `token`, `label=token`, or either with the token given
 as `sha256:<hex>` so the environment need not hold it in plain text. Tokens
@@ -101,13 +101,18 @@ def credential_for(role: str, headers) -> str | None:
 
 
 class Credentials:
-    """The three roles. Operators may also read wherever viewers may."""
+    """The roles. Admins may also do whatever operators may; operators may also
+    read wherever viewers may. Registered devices' own tokens live in the
+    device registry, not here."""
 
     def __init__(self, device_keys: list[str], operator_tokens: list[str],
-                 viewer_tokens: list[str]):
+                 viewer_tokens: list[str], admin_tokens: list[str] = ()):
+        admin_tokens = list(admin_tokens)
         self.devices = TokenSet(device_keys, "device")
-        self.operators = TokenSet(operator_tokens, "operator")
-        self.viewers = TokenSet(viewer_tokens + operator_tokens if viewer_tokens else [], "viewer")
+        self.admins = TokenSet(admin_tokens, "admin")
+        self.operators = TokenSet(operator_tokens + admin_tokens, "operator")
+        self.viewers = TokenSet(viewer_tokens + operator_tokens + admin_tokens if viewer_tokens else [],
+                                "viewer")
 
     def knows(self, token: str) -> bool:
-        return any(s.identify(token) for s in (self.devices, self.operators, self.viewers))
+        return any(s.identify(token) for s in (self.devices, self.admins, self.operators, self.viewers))

@@ -26,6 +26,11 @@
   its session, which is why a restarted instance reports ready only once its
   session is drained (`drained()`), and why a removed instance must come back
   once under its INSTANCE_ID (or its session be cleared) for nothing to stay behind.
+- Other services add their own topics with `route(filter, handler)`
+  (registered devices' `v1/devices/...` topics, shared in a cluster; the
+  dynamic-security answers, never shared); a handler gets (topic, payload) on
+  the server's loop. `guard` may refuse a `{prefix}/sensors/...` message whose
+  readings the topic's publisher may not write (the registry's ownership rule).
 """
 from __future__ import annotations
 
@@ -66,7 +71,8 @@ class MqttLink(CommandPublisher):
     def __init__(self, url: str, prefix: str, client_id: str, ingest: Callable[..., list],
                  metrics: Metrics, spawn: Callable, sleep: Callable[[float], None], max_payload: int,
                  on_presence: Callable[[str, str, bool], None] = lambda d, s, expected: None,
-                 share_group: str | None = None):
+                 share_group: str | None = None,
+                 guard: Callable[[str, list], str | None] | None = None):
         parsed = urlparse(url)
         if parsed.scheme not in ("mqtt", "mqtts"):
             raise ValueError(f"MQTT_URL must start with mqtt:// or mqtts://, not {parsed.scheme}://")
@@ -80,6 +86,12 @@ class MqttLink(CommandPublisher):
         self.max_payload = max_payload
         self.on_presence = on_presence
         self.share_group = share_group
+        self.guard = guard
+        # Extra subscriptions: (topic filter, QoS, shared in a cluster, topic prefix, handler).
+        self.routes: list[tuple[str, int, bool, str, Callable[[str, bytes], None]]] = []
+        # Called from the network loop after each successful connect.
+        self.on_connected: list[Callable[[], None]] = []
+        self._connected_pending = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, protocol=mqtt.MQTTv311,
                                   manual_ack=share_group is not None)
@@ -137,6 +149,10 @@ class MqttLink(CommandPublisher):
                     client.loop_write()
                 client.loop_misc()
                 self._drain()
+                if self._connected_pending:
+                    self._connected_pending = False
+                    for listener in self.on_connected:
+                        listener()
             except Exception:  # one bad turn must not end the link
                 logger.exception("MQTT network loop error")
                 self.sleep(POLL_S)
@@ -171,7 +187,10 @@ class MqttLink(CommandPublisher):
         logger.info("MQTT connected to %s:%s (session present: %s)", self.host, self.port,
                     flags.session_present)
         share = f"$share/{self.share_group}/" if self.share_group else ""
-        client.subscribe([(f"{share}{self.prefix}/sensors/#", 1), (f"{share}{self.prefix}/status/+", 1)])
+        client.subscribe([(f"{share}{self.prefix}/sensors/#", 1), (f"{share}{self.prefix}/status/+", 1)]
+                         + [((share if shared else "") + topic_filter, qos)
+                            for topic_filter, qos, shared, _, _ in self.routes])
+        self._connected_pending = True   # listeners run from the loop, not from this callback
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
         self.connected = False
@@ -212,6 +231,13 @@ class MqttLink(CommandPublisher):
         for number, (topic, payload, retained, *_) in enumerate(batch):
             if topic.startswith(status_prefix):
                 self._presence(topic[len(status_prefix):], payload, retained)
+                continue
+            handler = self._route_for(topic)
+            if handler is not None:
+                try:
+                    handler(topic, payload)
+                except Exception:   # one bad message never stops the loop
+                    logger.exception("MQTT handler for %s failed", topic)
                 continue
             decoded = self._decode(topic, payload, sensor_prefix)
             if decoded is not None:
@@ -262,7 +288,35 @@ class MqttLink(CommandPublisher):
         for item in items:
             if isinstance(item, dict) and "sensor_id" not in item and "sensorId" not in item:
                 item["sensor_id"] = topic_sensor
+        if self.guard is not None:
+            refused = self.guard(topic_sensor, items)
+            if refused:
+                self._reject(topic, refused)
+                return None
         return items
+
+    # -- routes of other services --------------------------------------------------
+    def route(self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1,
+              shared: bool = True) -> None:
+        """Subscribe `topic_filter` (again on every connect; a shared subscription in a
+        cluster unless `shared` is False) and hand its messages to `handler`."""
+        prefix = topic_filter.split("+", 1)[0].split("#", 1)[0]
+        self.routes.append((topic_filter, qos, shared, prefix, handler))
+        if self.connected:
+            share = f"$share/{self.share_group}/" if self.share_group and shared else ""
+            self.client.subscribe(share + topic_filter, qos)
+
+    def _route_for(self, topic: str):
+        for topic_filter, _, _, prefix, handler in self.routes:
+            if topic.startswith(prefix) and mqtt.topic_matches_sub(topic_filter, topic):
+                return handler
+        return None
+
+    def send(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool:
+        """Publish now; False when not connected (the caller keeps it for later)."""
+        if not self.connected:
+            return False
+        return self.client.publish(topic, payload, qos=qos, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
 
     def _reject(self, topic: str, why: str) -> None:
         self.metrics.add("rejected.mqtt")

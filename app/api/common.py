@@ -117,3 +117,15 @@ def _require(tokens_attr: str, role: str, optional: bool):
 require_device = _require("devices", "device", optional=True)
 require_viewer = _require("viewers", "viewer", optional=True)
 require_operator = _require("operators", "operator", optional=False)
+
+
+def require_admin(view):
+    """The admin role (ADMIN_TOKENS); without any configured, 403: the registry is read-only."""
+    checked = _require("admins", "admin", optional=False)(view)
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not services().tokens.admins and bearer_token(request.headers) is not None:
+            raise Forbidden("no ADMIN_TOKENS are configured: this needs the admin role")
+        return checked(*args, **kwargs)
+    return wrapper

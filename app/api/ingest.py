@@ -1,9 +1,15 @@
-"""Device ingest over HTTP: thin, it parses the body and calls the pipeline."""
+"""Device ingest over HTTP: thin, it parses the body and calls the pipeline.
+
+A registered device's own token works here too, for its mapped sensors only;
+a reading of a sensor that a device owns needs that device's token (403
+otherwise, audited, nothing of the body applied).
+"""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from app.api.common import json_body, require_device, services
+from app.api.common import json_body, services
+from app.api.device_auth import check_owned_sensors, require_device_or_token
 from app.api.openapi import document, responses
 from app.api.schemas import BatchAccepted, IngestCreated, ReadingsBody
 from app.errors import InvalidInput
@@ -15,13 +21,14 @@ bp = Blueprint("ingest", __name__)
 @bp.post("/api/ingest")
 # A device key is needed only when DEVICE_KEYS is set: `{}` says "or none".
 @document(json=Reading, resp=responses(HTTP_201=IngestCreated), tags=["ingest"], security=[{"device": []}, {}])
-@require_device
+@require_device_or_token
 def ingest_one():
     """Ingest one reading."""
     body = json_body()
     if isinstance(body, list):
         raise InvalidInput("expected one reading", [{"field": "reading", "message":
                            "send a JSON object here; use POST /api/sensors for batches"}])
+    check_owned_sensors([body])
     record = services().pipeline.ingest([body], source="http", batch=False)[0]
     return jsonify(success=True, message="Data ingested successfully",
                    sensorId=record["sensor_id"], timestamp=record["timestamp"]), 201
@@ -29,7 +36,7 @@ def ingest_one():
 
 @bp.post("/api/sensors")
 @document(json=ReadingsBody, resp=responses(HTTP_202=BatchAccepted), tags=["ingest"], security=[{"device": []}, {}])
-@require_device
+@require_device_or_token
 def ingest_batch():
     """Ingest a batch of up to 5000 readings, all or nothing."""
     body = json_body()
@@ -49,5 +56,6 @@ def ingest_batch():
                            [{"field": "readings", "message": f"at most {limit} readings per batch"}])
     if not body:
         raise InvalidInput("empty batch", [{"field": "readings", "message": "no readings"}])
+    check_owned_sensors(body)
     records = services().pipeline.ingest(body, source="http", batch=batch)
     return jsonify(accepted=len(records)), 202

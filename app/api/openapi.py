@@ -18,6 +18,8 @@ SECURITY = [
     SecurityScheme(name="device", data=SecuritySchemeData(
         type="apiKey", field_in="header", name="X-API-Key",
         description="A DEVICE_KEYS entry (or Authorization: Bearer); only when DEVICE_KEYS is set")),
+    SecurityScheme(name="admin", data=SecuritySchemeData(
+        type="http", scheme="bearer", description="An ADMIN_TOKENS entry: the device registry")),
     SecurityScheme(name="viewer", data=SecuritySchemeData(
         type="http", scheme="bearer", description="A VIEWER_TOKENS entry; only when VIEWER_TOKENS is set")),
 ]

@@ -19,8 +19,9 @@ AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
     # Rate limits off the table: the fuzzer sends many requests from one address.
+    # The operator token is an admin's too, so the device registry is fuzzed past its role check.
     proc = ServerProcess(tmp_path_factory.mktemp("fuzz"), INGEST_RATE_LIMIT="100000 per second",
-                         CONTROL_RATE_LIMIT="100000 per second").start()
+                         CONTROL_RATE_LIMIT="100000 per second", ADMIN_TOKENS=OPERATOR_TOKEN).start()
     yield proc
     proc.stop()
 

@@ -154,7 +154,7 @@ def test_metrics_and_docs(server):
     spec = requests.get(server.url + "/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     assert {"/api/ingest", "/api/sensors", "/api/control", "/api/history/{sensor_id}"} <= set(spec["paths"])
-    assert set(spec["components"]["securitySchemes"]) == {"operator", "device", "viewer"}
+    assert set(spec["components"]["securitySchemes"]) == {"operator", "device", "viewer", "admin"}
     assert "422" in spec["paths"]["/api/ingest"]["post"]["responses"]
     docs = requests.get(server.url + "/docs").text
     assert "/static/vendor/swagger-ui-bundle.js" in docs and "unpkg" not in docs and "cdn" not in docs
