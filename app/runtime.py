@@ -118,6 +118,9 @@ class Runtime:
 
     def network_view(self) -> dict:
         view = self.network.to_api(self.controls.link_status())
+        for node in view["nodes"]:   # the map shows isolated nodes apart
+            if node["id"] in self.controls.isolated:
+                node["status"] = "isolated"
         devices = self.mqtt.devices if self.mqtt else {}
         if devices:   # a device named after a sensor or its node reports its presence
             for sensor in view["sensors"]:

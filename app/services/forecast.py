@@ -7,6 +7,11 @@ which follows a shift in demand within hours instead of a day. The forecast
 for a slot ahead is level x profile[slot]. Until a slot has a profile, the
 last smoothed value stands in (simple exponential smoothing).
 
+Before the first slot of a zone is finished there is nothing learned, so the
+view shows a profile-based estimate instead, labelled as such (`estimate`):
+the zone's base demand from the network model, or its readings so far in the
+current slot, shaped by a typical two-peak day (TYPICAL_DAY).
+
 Every finished slot is scored against what was forecast for it an hour
 before, and against seasonal-naive (the same slot a day earlier), and both
 mean absolute percentage errors are reported.
@@ -23,6 +28,20 @@ PROFILE_ALPHA = 0.3          # how fast a slot's profile follows new days
 LEVEL_ALPHA = 0.3            # how fast the demand level follows recent slots
 # A slot needs this much of its 15 minutes covered by readings to count.
 MIN_SLOT_READINGS = 1
+
+
+def _typical_shape(hour: float) -> float:
+    """A typical urban day: a morning peak near 07:00 and an evening one near 19:30."""
+    return (0.45 + 0.6 * math.exp(-((hour - 7.0) / 2.0) ** 2)
+            + 0.5 * math.exp(-((hour - 19.5) / 2.5) ** 2))
+
+
+_TYPICAL_MEAN = sum(_typical_shape(m / 60) for m in range(1440)) / 1440
+
+
+def typical_day(ts: float) -> float:
+    """TYPICAL_DAY: demand at `ts` relative to the day's mean (1.0 = average)."""
+    return _typical_shape((ts % 86_400.0) / 3600) / _TYPICAL_MEAN
 
 
 def slot_of(ts: float) -> int:
@@ -100,8 +119,10 @@ class ZoneForecast:
 
 class DemandForecaster:
     def __init__(self, zones: list[str], flow_sensors: dict[str, str] | None = None,
-                 on_update=lambda view: None, clock=None):
+                 on_update=lambda view: None, clock=None, base_demand: dict[str, float] | None = None):
         self.zones = {zone: ZoneForecast() for zone in zones}
+        # Zone -> mean demand (MLD) from the network model: the estimate's scale before any reading.
+        self.base_demand = base_demand or {}
         self.flow_sensors = flow_sensors or {}   # sensor id -> zone it meters
         self.on_update = on_update
         self.clock = clock
@@ -137,16 +158,35 @@ class DemandForecaster:
     def view(self, now: float) -> dict:
         zones = []
         for zone, state in self.zones.items():
-            if state.current_slot is None:
+            learned = state.current_slot is not None and state.smoothed is not None
+            if not learned:
+                estimate = self._estimate(zone, state, now)
+                if estimate is not None:
+                    zones.append(estimate)
                 continue
             mape, naive = state.mape()
             steps = [{"t": (state.current_slot + k) * SLOT_S, "demand": _round(state.predict(state.current_slot + k))}
                      for k in range(1, HORIZON_STEPS + 1)]
             zones.append({"node_id": zone, "steps": steps, "method":
                           "profile x level" if state._has_day() else "exponential smoothing",
-                          "mape": mape, "seasonal_naive_mape": naive,
+                          "estimate": False, "mape": mape, "seasonal_naive_mape": naive,
                           "slots_learned": len(state.profile)})
         return {"generated_at": now, "step_s": SLOT_S, "zones": zones}
+
+    def _estimate(self, zone: str, state: ZoneForecast, now: float) -> dict | None:
+        """No finished slot yet: the typical day scaled by what we know of the zone."""
+        if state.current_count:
+            level, basis = state.current_sum / state.current_count / typical_day(now), "readings so far"
+        elif zone in self.base_demand:
+            level, basis = self.base_demand[zone], "base demand"
+        else:
+            return None
+        current = slot_of(now)
+        steps = [{"t": (current + k) * SLOT_S, "demand": _round(level * typical_day((current + k + 0.5) * SLOT_S))}
+                 for k in range(1, HORIZON_STEPS + 1)]
+        return {"node_id": zone, "steps": steps, "estimate": True,
+                "method": f"profile estimate: typical day x {basis} (history too short)",
+                "mape": None, "seasonal_naive_mape": None, "slots_learned": 0}
 
 
 def _round(value: float | None) -> float | None:

@@ -59,3 +59,54 @@ export function tickAges(root = document) {
     span.closest("tr, li, .bar")?.classList.toggle("stale", stale);
   }
 }
+
+// Precision per metric: what an operator can act on (pressure 0.1 m, flow 1 MLD, pH 0.1).
+const DECIMALS = { flow: 0, pressure: 1, level: 0, ph: 1, turbidity: 1, do: 1, bod: 1, fc: 0,
+  chlorine: 2, conductivity: 0, tds: 0, temperature: 1, power: 0, status: 0 };
+const UNITS = { flow: "MLD", pressure: "m", level: "%", ph: "", turbidity: "NTU", do: "mg/L", bod: "mg/L",
+  fc: "MPN/100 ml", chlorine: "mg/L", conductivity: "µS/cm", tds: "mg/L", temperature: "°C", power: "kW" };
+
+export function decimalsOf(metric) {
+  return DECIMALS[metric] ?? 2;
+}
+
+// "12.3 m", "775 MLD", "pH 7.2": a value with its unit at the metric's precision.
+export function measure(value, metric, unit) {
+  if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
+  const text = Number(value).toFixed(decimalsOf(metric));
+  if (metric === "ph") return `pH ${text}`;
+  const u = unit ?? UNITS[metric] ?? "";
+  return u ? `${text} ${u}` : text;
+}
+
+export function mld(value) {
+  return measure(value, "flow", "MLD");
+}
+
+// Short, distinct names for the map and the bars: "CWSS I-III", "T.K. Halli WTP", "Yelahanka".
+const SHORTENINGS = [
+  [/\s*\(.*?\)\s*/g, " "],
+  [/^Cauvery WSS Stages? /i, "CWSS "],
+  [/ water treatment plants?$/i, " WTP"],
+  [/ pumping station$/i, " PS"],
+  [/ reservoir$/i, ""],
+  [/ trunk main junction$/i, " trunk"],
+  [/\s*\/.*$/, ""],
+];
+
+export function shortName(node) {
+  if (!node) return "";
+  if (node.short_name) return node.short_name;
+  let name = node.name || node.id;
+  for (const [pattern, replacement] of SHORTENINGS) name = name.replace(pattern, replacement);
+  return name.trim() || node.id;
+}
+
+// Short names for a whole network, made unique (a clash falls back to the id's tail).
+export function shortNames(nodes) {
+  const names = new Map(nodes.map((n) => [n.id, shortName(n)]));
+  const seen = new Map();
+  for (const [id, name] of names) seen.set(name, (seen.get(name) || 0) + 1);
+  for (const [id, name] of names) if (seen.get(name) > 1) names.set(id, `${name} (${id.replace(/^[A-Z]+_/, "")})`);
+  return names;
+}

@@ -1,21 +1,31 @@
 // The live panels. Each render function rebuilds only its own panel, and is
-// called at most a few times a second by the scheduler in app.js.
+// called at most a few times a second by the scheduler in app.js. Numbers
+// carry their unit at the metric's precision (format.js).
 import { state } from "./state.js";
-import { ageSpan, el, num, tsOf } from "./format.js";
+import { ageSpan, el, measure, mld, num, shortName, tsOf } from "./format.js";
 
 const STALE_INTERVALS = 3;
 
-function nodeName(id) {
-  return state.network?.nodesById.get(id)?.name ?? id;
+function node(id) {
+  return state.network?.nodesById.get(id);
 }
 
-function bar(name, value, max, text, { short = false, off = false, ts = null, staleAfter = null } = {}) {
+export function nodeName(id) {
+  return node(id)?.name ?? id;
+}
+
+export function nodeShort(id) {
+  const n = node(id);
+  return n ? shortName(n) : id;
+}
+
+function bar(name, full, value, max, text, { short = false, off = false, ts = null, staleAfter = null } = {}) {
   const pct = max > 0 ? Math.max(0, Math.min(100, (100 * value) / max)) : 0;
   const fill = el("div", { class: `fill${short ? " short" : ""}${off ? " off" : ""}` });
   fill.style.width = `${pct}%`;
   return el("div", { class: "bar" },
-    el("span", { class: "name", title: name, text: name }),
-    el("div", { class: "track", role: "meter", "aria-label": name, "aria-valuemin": "0",
+    el("span", { class: "name", title: full, text: name }),
+    el("div", { class: "track", role: "meter", "aria-label": full, "aria-valuemin": "0",
                 "aria-valuemax": String(Math.round(max)), "aria-valuenow": String(Math.round(value)) }, fill),
     el("span", { class: `val${short ? " short" : ""}` }, text, ts === null ? null : el("br"),
       ts === null ? null : ageSpan(ts, staleAfter)));
@@ -25,16 +35,16 @@ export function renderZones(root) {
   const zones = state.routing?.zones || [];
   root.replaceChildren(...zones.map((z) => {
     const short = z.shortfall >= 1;
-    const text = short ? `${num(z.supplied)} / ${num(z.demand)} (−${num(z.shortfall)})` : `${num(z.supplied)} / ${num(z.demand)}`;
-    return bar(nodeName(z.node_id), z.supplied, z.demand || 1, text, { short });
+    const text = `${num(z.supplied, 0)} / ${mld(z.demand)}${short ? ` (−${num(z.shortfall, 0)})` : ""}`;
+    return bar(nodeShort(z.node_id), nodeName(z.node_id), z.supplied, z.demand || 1, text, { short });
   }));
   if (!zones.length) root.replaceChildren(el("p", { class: "muted", text: "No routing plan yet." }));
 }
 
 export function renderSources(root) {
   const sources = state.routing?.sources || [];
-  root.replaceChildren(...sources.map((s) => bar(nodeName(s.node_id), s.output, s.capacity,
-    `${num(s.output)} / ${num(s.capacity)}${s.excluded ? " ✕" : ""}`, { off: !!s.excluded })));
+  root.replaceChildren(...sources.map((s) => bar(nodeShort(s.node_id), nodeName(s.node_id), s.output, s.capacity,
+    `${num(s.output, 0)} / ${mld(s.capacity)}${s.excluded ? " ✕" : ""}`, { off: !!s.excluded })));
 }
 
 export function renderReservoirs(root) {
@@ -42,8 +52,8 @@ export function renderReservoirs(root) {
   root.replaceChildren(...glrs.map((glr) => {
     const spec = (state.network.sensorsByNode.get(glr.id) || []).find((s) => s.metric === "level");
     const reading = spec && state.sensors.get(spec.id);
-    return bar(glr.name.replace(/ GLR$/, ""), reading?.value ?? 0, 100,
-      reading ? `${num(reading.value)} %` : "no data",
+    return bar(shortName(glr).replace(/ GLR$/, ""), glr.name, reading?.value ?? 0, 100,
+      reading ? measure(reading.value, "level", "%") : "no data",
       { ts: reading ? tsOf(reading.timestamp) : 0, staleAfter: spec && spec.interval_s * STALE_INTERVALS });
   }));
 }
@@ -52,42 +62,44 @@ export function renderHealth(root, badge) {
   const h = state.health;
   if (!h) { root.replaceChildren(el("p", { class: "muted", text: "No health data yet." })); return; }
   badge.textContent = h.network.score;
-  const reasons = h.network.reasons.length ? h.network.reasons : ["No problems."];
+  const reasons = h.network.reasons?.length ? h.network.reasons : ["No problems."];
+  const services = Object.entries(h.services || {}).filter(([, v]) => typeof v === "string")
+    .map(([k, v]) => `${k} ${v}`).join(" · ");
   root.replaceChildren(
-    el("p", {}, el("strong", { text: `${h.network.score}/100` }), ` · service ${h.status}`,
-      ` · InfluxDB ${h.services.influxdb} · MQTT ${h.services.mqtt}`),
+    el("p", {}, el("strong", { text: `${h.network.score}/100` }), ` · service ${h.status}`, services ? ` · ${services}` : ""),
     el("ul", {}, ...reasons.map((r) => el("li", { text: r }))),
     el("p", { class: "muted", text: `${h.network.sensors} sensors, ${h.network.stale_sensors} stale, ` +
-      `${h.network.active_alerts} open alerts, ${h.network.zones_in_shortfall} zones in shortfall` }));
+      `${h.network.active_alerts} active alarms, ${h.network.zones_in_shortfall} zones in shortfall` }));
 }
 
-export function renderAlerts(root, countEl, acknowledge) {
-  const alerts = [...state.alerts.values()].sort((a, b) =>
-    (b.severity === "critical") - (a.severity === "critical") || (b.raised_at > a.raised_at ? 1 : -1));
-  countEl.textContent = alerts.length ? `${alerts.length} open` : "none open";
-  root.replaceChildren(...alerts.map((a) => el("li", { dataset: { alert: a.id } },
-    el("span", { class: `sev ${a.severity}`, text: a.severity === "critical" ? "▲ CRITICAL" : "● WARNING" }),
-    el("span", { class: "reason", text: a.message }),
-    a.state === "acknowledged"
-      ? el("span", { class: "meta", text: ` · acknowledged by ${a.acknowledged_by}` })
-      : el("button", { type: "button", class: "ack", text: "Acknowledge", onclick: () => acknowledge(a.id) }),
-    el("div", { class: "meta" }, `${a.node_id ? nodeName(a.node_id) + " · " : ""}raised `, ageSpan(tsOf(a.raised_at))))));
-}
-
-export function renderDecisions(root, statusEl) {
+// Decisions: newest first; recommended ones (manual mode) carry Apply and Dismiss.
+export function renderDecisions(root, statusEl, act) {
   const r = state.routing;
-  statusEl.textContent = r ? `plan ${r.status}${r.solve_ms != null ? `, solved in ${num(r.solve_ms)} ms` : ""}${r.mode ? `, ${r.mode} mode` : ""}` : "";
-  root.replaceChildren(...state.decisions.slice(0, 40).map((d) => el("li", { dataset: { decision: d.id, kind: d.kind } },
-    el("div", {}, el("strong", { text: d.action })),
-    el("div", { class: "reason", text: d.reason }),
-    el("div", { class: "meta" }, `${d.kind.replace(/_/g, " ")} · confidence ${Math.round(d.confidence * 100)}% · `, ageSpan(tsOf(d.timestamp))))));
+  statusEl.textContent = r ? `plan ${r.status}${r.solve_ms != null ? `, ${num(r.solve_ms, 0)} ms` : ""}${r.mode ? `, ${r.mode} mode` : ""}` : "";
+  root.replaceChildren(...state.decisions.slice(0, 40).map((d) => {
+    const actions = Array.isArray(d.actions) ? d.actions : [];
+    const buttons = d.state === "recommended" ? el("span", { class: "actions" },
+      el("button", { type: "button", class: "small apply", text: "Apply", onclick: () => act(d, "apply") }),
+      el("button", { type: "button", class: "small dismiss", text: "Dismiss", onclick: () => act(d, "dismiss") })) : null;
+    return el("li", { dataset: { decision: d.id, kind: d.kind || "", state: d.state || "" } },
+      el("div", {}, d.state ? el("span", { class: `decision-state ${d.state}`, text: d.state.toUpperCase() }) : null,
+        el("strong", { text: d.action || actions.map((a) => a.action || a.description || "").join("; ") })),
+      actions.length > 1 ? el("ul", { class: "meta" }, ...actions.map((a) =>
+        el("li", { text: a.description || `${a.action} ${a.target ?? ""} ${a.value ?? ""}` }))) : null,
+      el("div", { class: "reason", text: d.reason || d.explanation || "" }),
+      el("div", { class: "meta" }, `${(d.kind || "").replace(/_/g, " ")}`,
+        d.confidence != null ? ` · confidence ${Math.round(d.confidence * 100)} %` : "",
+        d.confidence_reason ? ` (${d.confidence_reason})` : "", " · ", ageSpan(tsOf(d.state_changed_at || d.timestamp))),
+      buttons);
+  }));
+  if (!state.decisions.length) root.replaceChildren(el("li", { class: "muted", text: "No decisions yet." }));
 }
 
 export function renderWqi(root) {
   const body = root.tBodies[0];
   body.replaceChildren(...state.wqi.map((s) => el("tr", {},
-    el("td", { text: nodeName(s.node_id) }),
-    el("td", { text: num(s.wqi) + (s.complete ? "" : " *"), title: s.complete ? "" : `from ${Object.keys(s.parameters).join(", ")} only` }),
+    el("td", { text: nodeShort(s.node_id), title: nodeName(s.node_id) }),
+    el("td", { text: num(s.wqi, 0) + (s.complete ? "" : " *"), title: s.complete ? "" : `from ${Object.keys(s.parameters).join(", ")} only` }),
     el("td", { text: s.band }))));
   if (!state.wqi.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "3", class: "muted", text: "No quality data yet." })));
 }
@@ -98,35 +110,44 @@ export function renderForecast(root) {
   body.replaceChildren(...zones.map((z) => {
     const spec = (state.network?.sensorsByNode.get(z.node_id) || []).find((s) => s.metric === "flow");
     const now = spec && state.sensors.get(spec.id);
-    return el("tr", {},
-      el("td", { text: nodeName(z.node_id) }),
-      el("td", { text: now ? num(now.value) : "–" }),
-      el("td", { text: num(z.steps[0]?.demand) }),
-      el("td", { text: num(z.steps[z.steps.length - 1]?.demand) }),
-      el("td", { text: z.mape == null ? "–" : `${num(z.mape)} %` }),
-      el("td", { text: z.seasonal_naive_mape == null ? "–" : `${num(z.seasonal_naive_mape)} %` }));
+    const estimate = z.estimate === true;
+    return el("tr", { class: estimate ? "estimated" : "" },
+      el("td", { text: nodeShort(z.node_id), title: nodeName(z.node_id) }),
+      el("td", { text: now ? num(now.value, 0) : "–" }),
+      el("td", { text: num(z.steps[0]?.demand, 0) }),
+      el("td", { text: num(z.steps[z.steps.length - 1]?.demand, 0) }),
+      el("td", { text: z.mape == null ? "–" : `${num(z.mape, 0)} %` }),
+      el("td", { title: z.method || "" }, estimate ? el("span", { class: "estimate", text: "profile estimate" })
+        : el("span", { class: "muted", text: z.method === "profile x level" ? "learned profile" : "smoothing" })));
   }));
-  if (!zones.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "muted", text: "The forecast starts after the first 15-minute slot." })));
+  if (!zones.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "muted", text: "Waiting for the first forecast." })));
+  else if (zones.some((z) => z.estimate)) {
+    body.append(el("tr", {}, el("td", { colspan: "6", class: "estimate",
+      text: "History too short: profile-based estimate (a typical day × base demand or readings so far)." })));
+  }
 }
 
 // Node detail: built once per selection; values update in place.
 const detailCells = new Map();   // sensor id -> {value, flag, age, chart}
 
-export function renderDetail(root, kindEl, nodeId) {
+export function renderDetail(root, kindEl, nodeId, openChart) {
   detailCells.clear();
-  const node = state.network?.nodesById.get(nodeId);
-  if (!node) { root.replaceChildren(); return; }
-  kindEl.textContent = `${node.name} · ${node.kind.replace("_", " ")}${node.capacity ? ` · capacity ${num(node.capacity)} MLD` : ""}`;
+  const n = node(nodeId);
+  if (!n) { root.replaceChildren(); return; }
+  kindEl.textContent = `${n.name} · ${n.kind.replace("_", " ")}${n.capacity ? ` · capacity ${mld(n.capacity)}` : ""}` +
+    `${n.status === "isolated" ? " · ISOLATED" : ""}`;
   const specs = state.network.sensorsByNode.get(nodeId) || [];
   const rows = specs.map((spec) => {
-    const value = el("td", { class: "v" });
+    const value = el("span", { class: "v" });
     const flag = el("span");
     const ageCell = ageSpan(null, spec.interval_s * STALE_INTERVALS);
     const chart = el("td", { class: "spark" });
     detailCells.set(spec.id, { value, flag, age: ageCell, chart, plot: null, spec });
     return el("tr", { dataset: { sensor: spec.id } },
-      el("td", { text: spec.id.slice(nodeId.length + 1) || spec.id }), value,
-      el("td", {}, flag, " ", ageCell), chart);
+      el("td", { text: spec.id.slice(nodeId.length + 1) || spec.id }),
+      el("td", {}, value, el("div", {}, flag, " ", ageCell)), chart,
+      el("td", {}, el("button", { type: "button", class: "small chart-open", text: "Chart",
+        "aria-label": `Chart of ${spec.id}`, onclick: () => openChart(nodeId, spec.id) })));
   });
   root.replaceChildren(rows.length ? el("table", { class: "sensors" }, el("tbody", {}, ...rows))
     : el("p", { class: "muted", text: "No sensors at this node." }));
@@ -136,17 +157,17 @@ export function renderDetail(root, kindEl, nodeId) {
 export function updateDetail() {
   for (const [id, cell] of detailCells) {
     const r = state.sensors.get(id);
-    const unit = cell.spec.unit ? ` ${cell.spec.unit}` : "";
-    cell.value.textContent = r ? `${num(r.value, 2)}${unit}` : "no data";
+    cell.value.textContent = r ? measure(r.value, cell.spec.metric, cell.spec.unit) : "no data";
     cell.flag.textContent = r && r.quality && r.quality !== "good" ? r.quality : "";
     cell.flag.className = cell.flag.textContent ? "flag" : "";
     cell.flag.title = r?.quality_reason || "";
+    if (r?.source) cell.value.title = `source: ${r.source}`;
     cell.age.dataset.ts = r ? String(tsOf(r.timestamp)) : "";
     const trend = state.trends.get(id);
     if (trend && trend[0].length > 1 && window.uPlot) {
       if (!cell.plot) {
         cell.plot = new window.uPlot({
-          width: 140, height: 34, legend: { show: false }, cursor: { show: false },
+          width: 80, height: 28, legend: { show: false }, cursor: { show: false },
           axes: [{ show: false }, { show: false }], scales: { x: { time: false } },
           series: [{}, { stroke: "#58a6ff", width: 1.5 }],
         }, trend, cell.chart);

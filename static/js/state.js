@@ -11,13 +11,15 @@ export const state = {
   trends: new Map(),         // sensor id -> [[t seconds], [values]]
   routing: null,
   decisions: [],
-  alerts: new Map(),         // alert id -> alert (open ones)
+  alerts: new Map(),         // alert id -> alarm not yet cleared-and-acknowledged (ISA-18.2)
   health: null,
   wqi: [],
   forecast: null,
   mode: null,
   simulator: null,
-  live: false,
+  live: false,               // the socket is connected
+  lastDataAt: null,          // ms: when the last live reading frame arrived (for the LIVE badge)
+  deliveries: [],            // recent controls from this page, newest first, with their delivery state
   fromCache: false,
   savedAt: null,
 };
@@ -61,9 +63,21 @@ export function applySnapshot(snapshot) {
   if (snapshot.routing?.mode) state.mode = snapshot.routing.mode;
 }
 
+// The ISA-18.2 state of an alarm; servers without `alarm_state` get it from the legacy `state`.
+export function alarmStateOf(alert) {
+  if (alert.alarm_state) return alert.alarm_state;
+  return { active: "active_unacknowledged", acknowledged: "active_acknowledged" }[alert.state] || "cleared_acknowledged";
+}
+
 export function applyAlert(alert) {
-  if (alert.state === "cleared") state.alerts.delete(alert.id);
+  if (alarmStateOf(alert) === "cleared_acknowledged") state.alerts.delete(alert.id);
   else state.alerts.set(alert.id, alert);
+}
+
+export function applyDecision(decision) {
+  const at = state.decisions.findIndex((d) => d.id === decision.id);
+  if (at >= 0) state.decisions[at] = { ...state.decisions[at], ...decision };
+  else { state.decisions.unshift(decision); state.decisions.length = Math.min(state.decisions.length, 200); }
 }
 
 export function saveCache() {

@@ -41,8 +41,8 @@ class Page:
 def open_page(browser):
     contexts = []
 
-    def open_(url: str) -> Page:
-        context = browser.new_context(viewport={"width": 1600, "height": 1300})
+    def open_(url: str, size: tuple[int, int] = (1366, 768)) -> Page:
+        context = browser.new_context(viewport={"width": size[0], "height": size[1]})
         contexts.append(context)
         page = Page(context)
         page.page.goto(url)
