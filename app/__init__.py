@@ -44,6 +44,7 @@ from app.services.simulation import NetworkSimulation
 from app.services.simulator import Simulator
 from app.services.store import DataStore
 from app.services.thresholds import ThresholdMonitor
+from app.services.weather_effect import WeatherEffect
 from app.services.wqi import WqiStations
 
 logger = logging.getLogger(__name__)
@@ -293,11 +294,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     controls = ControlService(network, history, commands, alerts, broadcast,
                               mode=settings.operating_mode)
     zones = [z.id for z in network.of_kind("zone")]
+    # Weather hours from the sources (observed and forecast) as demand covariates.
+    weather_effect = WeatherEffect()
     forecaster = DemandForecaster(
         zones, {s.id: s.node for s in network.sensors.values()
                 if s.metric == "flow" and s.node in zones},
         on_update=lambda view: broadcast("prediction_update", view),
-        base_demand={z.id: z.demand for z in network.of_kind("zone") if z.demand})
+        base_demand={z.id: z.demand for z in network.of_kind("zone") if z.demand}, weather=weather_effect)
     engine = DecisionEngine(
         network, store, controls, alerts, history, broadcast, spawn, sleep,
         interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
@@ -319,7 +322,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     views = [sensor_index.learn, wqi_stations.observe]
     analysis = [thresholds.observe, forecaster.observe_records, engine.observe]
 
-    sources = _build_sources(settings, pipeline, sensor_index, spawn, on_weather=None)
+    sources = _build_sources(settings, pipeline, sensor_index, spawn, on_weather=weather_effect.observe_weather)
 
     simulator = None
     if network.sensors:

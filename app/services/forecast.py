@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 SLOT_S = 900.0
 SLOTS_PER_DAY = 96
@@ -60,6 +61,10 @@ class ZoneForecast:
     current_slot: int | None = None
     current_sum: float = 0.0
     current_count: int = 0
+    # Weather covariates (app.services.weather_effect): the factor on a slot's base
+    # forecast, and the learner fed each finished slot's actual against its base.
+    weather_factor: Callable[[float], float] | None = None
+    weather_learn: Callable[[float, float, float], None] | None = None
 
     def observe(self, ts: float, value: float) -> bool:
         """Take one reading; True when a slot was completed (the forecast moved)."""
@@ -87,11 +92,18 @@ class ZoneForecast:
                 self.naive_errors.append(abs(naive - actual) / actual)
         day_slot = slot % SLOTS_PER_DAY
         known = self.profile.get(day_slot)
+        observed = actual
+        if self.weather_factor is not None:
+            if known and self._has_day():
+                self.weather_learn(slot * SLOT_S, actual, self.level * known)
+            # The profile and level learn demand with the weather's share taken out.
+            actual = actual / self.weather_factor(slot * SLOT_S)
         if known:
             self.level += LEVEL_ALPHA * (actual / known - self.level)
             self.profile[day_slot] = known + PROFILE_ALPHA * (actual / self.level - known)
         else:
             self.profile[day_slot] = actual / self.level
+        actual = observed
         self.smoothed = actual if self.smoothed is None else self.smoothed + LEVEL_ALPHA * (actual - self.smoothed)
         self.history[slot] = actual
         for old in [s for s in self.history if s < slot - SLOTS_PER_DAY - 1]:
@@ -105,7 +117,8 @@ class ZoneForecast:
     def predict(self, slot: int) -> float | None:
         profile = self.profile.get(slot % SLOTS_PER_DAY)
         if profile is not None and self._has_day():
-            return self.level * profile
+            factor = self.weather_factor(slot * SLOT_S) if self.weather_factor else 1.0
+            return self.level * profile * factor
         return self.smoothed
 
     def _has_day(self) -> bool:
@@ -119,10 +132,16 @@ class ZoneForecast:
 
 class DemandForecaster:
     def __init__(self, zones: list[str], flow_sensors: dict[str, str] | None = None,
-                 on_update=lambda view: None, clock=None, base_demand: dict[str, float] | None = None):
+                 on_update=lambda view: None, clock=None, base_demand: dict[str, float] | None = None,
+                 weather=None):
+        """`weather`: an app.services.weather_effect.WeatherEffect, or None for no covariates."""
         self.zones = {zone: ZoneForecast() for zone in zones}
         # Zone -> mean demand (MLD) from the network model: the estimate's scale before any reading.
         self.base_demand = base_demand or {}
+        if weather is not None:
+            for zone, state in self.zones.items():
+                state.weather_factor = lambda ts, zone=zone: weather.factor(zone, ts)
+                state.weather_learn = lambda ts, actual, base, zone=zone: weather.learn(zone, ts, actual, base)
         self.flow_sensors = flow_sensors or {}   # sensor id -> zone it meters
         self.on_update = on_update
         self.clock = clock
