@@ -136,3 +136,12 @@ def redis_server(tmp_path):
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def dynsec_broker(tmp_path_factory):
+    """Mosquitto with the dynamic-security plugin; `url` carries its admin's login."""
+    from tests.services import MosquittoBroker
+    mosquitto = MosquittoBroker(tmp_path_factory.mktemp("mosquitto-dynsec"), dynsec=True).start()
+    yield mosquitto
+    mosquitto.stop()

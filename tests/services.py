@@ -179,17 +179,29 @@ class MosquittoBroker:
     client, even at QoS 1; STACK-NOTES), so the limit is set deliberately.
     """
 
-    def __init__(self, folder: Path, max_queued: int = 100_000):
+    # The dynamic-security admin that `mosquitto_ctrl dynsec init` creates (dynsec=True).
+    ADMIN_USER, ADMIN_PASSWORD = "bhs-admin", "test-dynsec-admin"
+
+    def __init__(self, folder: Path, max_queued: int = 100_000, dynsec: bool = False):
         self.binary = ensure_installed("mosquitto", "mosquitto")
-        ensure_installed("mosquitto_pub", "mosquitto-clients")
+        ctrl = ensure_installed("mosquitto_ctrl", "mosquitto-clients")
         self.folder = folder
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         (folder / "data").mkdir(exist_ok=True)
         self.config = folder / "mosquitto.conf"
+        access = "allow_anonymous true\n"
+        if dynsec:
+            # Logins and ACLs from the plugin only; the admin may drive it over $CONTROL.
+            state = folder / "dynamic-security.json"
+            subprocess.run([ctrl, "dynsec", "init", str(state), self.ADMIN_USER, self.ADMIN_PASSWORD],
+                           check=True, capture_output=True)
+            plugin = next(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+            access = (f"allow_anonymous false\nplugin {plugin}\nplugin_opt_config_file {state}\n")
+            self.url = f"mqtt://{self.ADMIN_USER}:{self.ADMIN_PASSWORD}@127.0.0.1:{self.port}"
         # As root it would drop to the mosquitto user and fail to write here.
         self.config.write_text(
-            f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"user root\nlistener {self.port} 127.0.0.1\n{access}"
             f"persistence true\npersistence_location {folder / 'data'}/\nautosave_interval 1\n"
             f"max_queued_messages {max_queued}\nmax_inflight_messages 100\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n")

@@ -76,6 +76,7 @@ class DynamicSecurity(BrokerAccounts):
         self.ready = False
         link.route(RESPONSE_TOPIC, self._on_response, shared=False)   # every instance its own answers
         link.on_connected.append(lambda: self.spawn(self._after_connect))
+        link.status_parts["dynsec"] = lambda: {"ready": self.ready, "waiting": len(self._waiting)}
 
     # -- the port -------------------------------------------------------------------
     def provision(self, device, token: str) -> str:
@@ -153,18 +154,27 @@ class DynamicSecurity(BrokerAccounts):
             if key:
                 self._answers[key] = response
 
+    def _ensure_server_role(self) -> None:
+        """Changing a client's roles makes the plugin disconnect it, so only when missing."""
+        answer = self.call([{"command": "getClient", "username": self.server_username}])[0]
+        roles = {r.get("rolename") for r in answer.get("data", {}).get("client", {}).get("roles", [])}
+        if SERVER_ROLE in roles:
+            return
+        logger.info("dynamic security: giving %s the %s role (the broker reconnects us once)",
+                    self.server_username, SERVER_ROLE)
+        self.call([
+            {"command": "createRole", "rolename": SERVER_ROLE, "acls": [
+                {"acltype": "publishClientSend", "topic": "v1/devices/+/rpc/request/#", "allow": True},
+                {"acltype": "publishClientSend", "topic": f"{self.prefix}/control/#", "allow": True}]},
+            {"command": "addClientRole", "username": self.server_username, "rolename": SERVER_ROLE},
+        ])
+
     def _after_connect(self) -> None:
         """Give ourselves the server role, then make the changes that waited."""
         self.ready = False
         if self.server_username:
             try:
-                self.call([
-                    {"command": "deleteRole", "rolename": SERVER_ROLE},
-                    {"command": "createRole", "rolename": SERVER_ROLE, "acls": [
-                        {"acltype": "publishClientSend", "topic": "v1/devices/+/rpc/request/#", "allow": True},
-                        {"acltype": "publishClientSend", "topic": f"{self.prefix}/control/#", "allow": True}]},
-                    {"command": "addClientRole", "username": self.server_username, "rolename": SERVER_ROLE},
-                ])
+                self._ensure_server_role()
             except Exception as error:
                 logger.error("dynamic security: could not set up the server's role (%s); "
                              "is the MQTT_URL user a dynsec admin?", error)

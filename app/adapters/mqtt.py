@@ -91,6 +91,8 @@ class MqttLink(CommandPublisher):
         self.routes: list[tuple[str, int, bool, str, Callable[[str, bytes], None]]] = []
         # Called from the network loop after each successful connect.
         self.on_connected: list[Callable[[], None]] = []
+        # More fields of status(), from services riding on this link.
+        self.status_parts: dict[str, Callable[[], object]] = {}
         self._connected_pending = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, protocol=mqtt.MQTTv311,
@@ -343,6 +345,7 @@ class MqttLink(CommandPublisher):
         return "ok" if self.connected else "down"
 
     def status(self) -> dict:
+        extra = {name: part() for name, part in self.status_parts.items()}
         return {
             "state": "connected" if self.connected else ("gave_up" if self.gave_up else "connecting"),
             "broker": f"{self.host}:{self.port}",
@@ -353,4 +356,5 @@ class MqttLink(CommandPublisher):
             "pending": len(self._pending),
             "last_error": self.last_error,
             "devices": {d: {"state": s["state"]} for d, s in sorted(self.devices.items())},
+            **extra,
         }
