@@ -14,6 +14,7 @@ divided by the readings sent.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,7 @@ class Relay:
 
 def measure(url: str, pid: int, rate: int, clients: int, seconds: float = SECONDS) -> dict:
     """Hold `clients` on /live (PROBES of them timing), send `rate` readings/s for `seconds`."""
+    load_before = os.getloadavg()[0]
     passive = PassivePool(url, clients - PROBES, hold_s=seconds + 15)
     probes = ProbePool(url, PROBES, PREFIX, hold_s=seconds + 5)
     cpu_before = cpu_seconds(pid)
@@ -74,7 +76,7 @@ def measure(url: str, pid: int, rate: int, clients: int, seconds: float = SECOND
             "p50": percentile(values, 0.50), "p95": percentile(values, 0.95),
             "p99": percentile(values, 0.99), "max": max(values) if values else float("nan"),
             "cpu_ms_per_reading": 1000 * cpu / sent if sent else float("nan"),
-            "cpu_share": cpu / seconds}
+            "cpu_share": cpu / seconds, "load_average": (load_before + os.getloadavg()[0]) / 2}
 
 
 def ours(rate: int, clients: int, interval_ms: int = 50, leading_edge: bool = True,
@@ -85,7 +87,10 @@ def ours(rate: int, clients: int, interval_ms: int = 50, leading_edge: bool = Tr
         server = start_server(**influx.env(), ASYNC_MODE=mode, BROADCAST_INTERVAL_MS=str(interval_ms),
                               BROADCAST_LEADING_EDGE="true" if leading_edge else "false")
         try:
-            return measure(server.url, server.process.pid, rate, clients, seconds)
+            result = measure(server.url, server.process.pid, rate, clients, seconds)
+            status = requests.get(server.url + "/api/status", timeout=10).json()
+            result["tick_late_ms"] = status["broadcast"].get("tick_late_ms")
+            return result
         finally:
             server.stop()
     finally:

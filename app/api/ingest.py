@@ -6,7 +6,9 @@ otherwise, audited, nothing of the body applied).
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import json
+
+from flask import Blueprint, current_app, jsonify
 
 from app.api.common import json_body, services
 from app.api.device_auth import check_owned_sensors, require_device_or_token
@@ -30,8 +32,11 @@ def ingest_one():
                            "send a JSON object here; use POST /api/sensors for batches"}])
     check_owned_sensors([body])
     record = services().pipeline.ingest([body], source="http", batch=False)[0]
-    return jsonify(success=True, message="Data ingested successfully",
-                   sensorId=record["sensor_id"], timestamp=record["timestamp"]), 201
+    # The hottest reply: json.dumps straight into a Response costs a third
+    # less than jsonify's provider (bench/http_ingest.py, cProfile).
+    return current_app.response_class(json.dumps(
+        {"success": True, "message": "Data ingested successfully", "sensorId": record["sensor_id"],
+         "timestamp": record["timestamp"]}, separators=(",", ":")), 201, mimetype="application/json")
 
 
 @bp.post("/api/sensors")

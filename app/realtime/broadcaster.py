@@ -20,11 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 logger = logging.getLogger(__name__)
 
 ALL_ROOM = "all"
+# Frames whose lateness (sent after they were due) is kept for /api/status.
+LATENESS_KEPT = 1000
 
 
 def node_room(node_id: str) -> str:
@@ -53,6 +56,8 @@ class Broadcaster:
         self.remote_rooms: Callable[[], frozenset[str]] = frozenset
         self._wake = threading.Event()
         self._running = False
+        # Seconds each recent frame went out after it was due: the tick's jitter.
+        self._late: deque[float] = deque(maxlen=LATENESS_KEPT)
 
     # -- called from ingest (any thread or greenthread) ----------------------
     def publish(self, records: list[dict]) -> None:
@@ -109,18 +114,27 @@ class Broadcaster:
                 now = time.monotonic()
                 if self._pending:
                     start = last_frame if self.leading_edge else max(last_frame, now)
-                    wait = start + self.interval - now
-                    if wait > 0:
-                        self.socketio.sleep(wait)  # trailing edge: gather more
+                    due = max(now, start + self.interval)
+                    if due > now:
+                        self.socketio.sleep(due - now)  # trailing edge: gather more
                     # The period counts from the frame's start, so the time an
                     # emit takes does not stretch it.
                     last_frame = time.monotonic()
+                    self._late.append(last_frame - due)
                     self._flush("sensor_update", self._take_pending())
                 if self._minor and now - last_minor >= self.minor_interval:
                     last_minor = now
                     self._flush("minor_update", self._take_minor())
             except Exception:  # keep broadcasting whatever one frame did
                 logger.exception("broadcast failed")
+
+    def tick_lateness_ms(self) -> dict:
+        """How late recent frames went out (p50, p99, max in ms): the tick's jitter."""
+        late = sorted(self._late)
+        if not late:
+            return {"p50": None, "p99": None, "max": None}
+        pick = lambda share: round(1000 * late[min(len(late) - 1, int(share * len(late)))], 2)  # noqa: E731
+        return {"p50": pick(0.5), "p99": pick(0.99), "max": round(1000 * late[-1], 2)}
 
     def _take_pending(self) -> list[dict]:
         # Swap under the lock: a publish either lands in this frame or the next, never lost.

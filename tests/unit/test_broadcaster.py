@@ -95,3 +95,19 @@ def test_leading_edge_sends_a_lone_change_at_once_and_a_plain_tick_holds_it():
     finally:
         for caster in casters:
             caster.stop()
+
+
+def test_tick_lateness_is_reported_per_frame():
+    sio = FakeSocketIO()
+    caster = Broadcaster(sio, "/live", 0.02, 1, deadband=lambda s: 0.0)
+    assert caster.tick_lateness_ms() == {"p50": None, "p99": None, "max": None}
+    caster.start()
+    try:
+        for i in range(5):
+            caster.publish([rec("x", float(i))])
+            time.sleep(0.01)
+        wait_until(lambda: len(sio.emitted) >= 2)
+    finally:
+        caster.stop()
+    late = caster.tick_lateness_ms()
+    assert 0 <= late["p50"] <= late["p99"] <= late["max"]
