@@ -300,7 +300,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         zones, {s.id: s.node for s in network.sensors.values()
                 if s.metric == "flow" and s.node in zones},
         on_update=lambda view: broadcast("prediction_update", view),
-        base_demand={z.id: z.demand for z in network.of_kind("zone") if z.demand}, weather=weather_effect)
+        base_demand={z.id: z.demand for z in network.of_kind("zone") if z.demand}, weather=weather_effect,
+        utc_offset_h=settings.local_utc_offset_h)
     engine = DecisionEngine(
         network, store, controls, alerts, history, broadcast, spawn, sleep,
         interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from app.services.local_time import local_hour
+
 SLOT_S = 900.0
 SLOTS_PER_DAY = 96
 HORIZON_STEPS = 4            # one hour ahead, in 15-minute steps
@@ -40,9 +42,9 @@ def _typical_shape(hour: float) -> float:
 _TYPICAL_MEAN = sum(_typical_shape(m / 60) for m in range(1440)) / 1440
 
 
-def typical_day(ts: float) -> float:
-    """TYPICAL_DAY: demand at `ts` relative to the day's mean (1.0 = average)."""
-    return _typical_shape((ts % 86_400.0) / 3600) / _TYPICAL_MEAN
+def typical_day(ts: float, utc_offset_h: float = 0.0) -> float:
+    """TYPICAL_DAY: demand at `ts` (local time) relative to the day's mean (1.0 = average)."""
+    return _typical_shape(local_hour(ts, utc_offset_h)) / _TYPICAL_MEAN
 
 
 def slot_of(ts: float) -> int:
@@ -133,11 +135,12 @@ class ZoneForecast:
 class DemandForecaster:
     def __init__(self, zones: list[str], flow_sensors: dict[str, str] | None = None,
                  on_update=lambda view: None, clock=None, base_demand: dict[str, float] | None = None,
-                 weather=None):
+                 weather=None, utc_offset_h: float = 0.0):
         """`weather`: an app.services.weather_effect.WeatherEffect, or None for no covariates."""
         self.zones = {zone: ZoneForecast() for zone in zones}
         # Zone -> mean demand (MLD) from the network model: the estimate's scale before any reading.
         self.base_demand = base_demand or {}
+        self.utc_offset_h = utc_offset_h
         if weather is not None:
             for zone, state in self.zones.items():
                 state.weather_factor = lambda ts, zone=zone: weather.factor(zone, ts)
@@ -195,13 +198,13 @@ class DemandForecaster:
     def _estimate(self, zone: str, state: ZoneForecast, now: float) -> dict | None:
         """No finished slot yet: the typical day scaled by what we know of the zone."""
         if state.current_count:
-            level, basis = state.current_sum / state.current_count / typical_day(now), "readings so far"
+            level, basis = state.current_sum / state.current_count / typical_day(now, self.utc_offset_h), "readings so far"
         elif zone in self.base_demand:
             level, basis = self.base_demand[zone], "base demand"
         else:
             return None
         current = slot_of(now)
-        steps = [{"t": (current + k) * SLOT_S, "demand": _round(level * typical_day((current + k + 0.5) * SLOT_S))}
+        steps = [{"t": (current + k) * SLOT_S, "demand": _round(level * typical_day((current + k + 0.5) * SLOT_S, self.utc_offset_h))}
                  for k in range(1, HORIZON_STEPS + 1)]
         return {"node_id": zone, "steps": steps, "estimate": True,
                 "method": f"profile estimate: typical day x {basis} (history too short)",

@@ -95,7 +95,8 @@ export function consequenceOf(action, target, value) {
       const { output, spare, deficit } = cutOfSource(target);
       const short = shortZones(deficit);
       return { title: `Isolate ${label(target)}?`,
-        sentence: `Isolating ${label(target)} cuts ${mld(output)}${zonesSentence(short)}.`,
+        sentence: `Isolating ${label(target)} cuts ${mld(output)}` + (short.length ? `${zonesSentence(short)}.`
+          : output > 0.5 ? `; the other sources can make it up (${mld(spare)} spare), so no zone need go short.` : "."),
         details: [`Spare capacity at the other sources: ${mld(spare)}.`, ...zoneList(short)], basis };
     }
     if (node?.kind === "zone") {

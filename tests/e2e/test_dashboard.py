@@ -11,6 +11,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.conftest import OPERATOR_TOKEN, ServerProcess, free_port
+from tests.helpers import stamp
 
 SIMULATED = {"SIMULATOR": "on", "SIMULATOR_SEED": "3", "SIMULATOR_EVENTS_PER_HOUR": "0",
              "ALERT_CLEAR_AFTER_S": "2"}
@@ -161,18 +162,23 @@ def test_map_legend_zoom_and_states_of_links_and_nodes(live_server, open_page):
     assert page.errors == []
 
 
-def test_a_station_chart_opens_from_the_map_with_history_and_downloads_csv(live_server, open_page, tmp_path):
+def test_a_station_chart_opens_from_the_map_with_history_and_downloads_csv(live_server, open_page, tmp_path, artifacts):
+    now = time.time()     # an hour of history before the server started, as a device would have sent
+    requests.post(live_server.url + "/api/sensors", timeout=10, json=[
+        {"sensor_id": "Z_NORTH.pressure_1", "value": 18 + (k % 7) * 0.3, "timestamp": stamp(now - 3600 + 60 * k)}
+        for k in range(55)])
     page = open_live(open_page, live_server.url)
     click_node(page, "Z_NORTH")
     page.page.locator("#detail tr[data-sensor='Z_NORTH.pressure_1'] button.chart-open").click()
     dialog = page.page.locator("#chart")
     expect(dialog).to_be_visible()
-    poll(page, "() => Number(document.getElementById('chart').dataset.points) > 3")
+    poll(page, "() => Number(document.getElementById('chart').dataset.points) >= 55")
     assert page.page.locator("#chart-plot canvas").count() >= 1
     assert "resolution" in text(page, "#chart-info")
     page.page.click("#chart .range[data-range='24h']")
     expect(page.page.locator("#chart .range[data-range='24h']")).to_have_attribute("aria-pressed", "true")
     expect(page.page.locator("#chart-info")).to_contain_text("band: min to max", timeout=10_000)
+    page.page.screenshot(path=str(artifacts / "chart.png"))
     with page.page.expect_download() as info:
         page.page.click("#chart-csv")
     path = tmp_path / "chart.csv"
@@ -185,7 +191,7 @@ def test_a_station_chart_opens_from_the_map_with_history_and_downloads_csv(live_
     assert page.errors == []
 
 
-def test_an_alarm_is_acknowledged_and_shelved(live_server, open_page):
+def test_an_alarm_is_acknowledged_and_shelved(live_server, open_page, artifacts):
     page = open_live(open_page, live_server.url)
     use_token(page)
     ingest_chlorine(live_server, "e2e.chlorine")
@@ -194,6 +200,7 @@ def test_an_alarm_is_acknowledged_and_shelved(live_server, open_page):
     assert "CRITICAL" in item.inner_text() and "ACTIVE · UNACK" in item.inner_text()   # in words, not colour alone
     expect(page.page.locator("#alarms-panel")).to_have_class(re.compile(r"\bcue\b"))   # the new-critical cue
     expect(page.page.locator("#alarm-summary [data-state=active_unacknowledged]")).not_to_have_text(re.compile(r"^0 "))
+    page.page.locator("#alarms-panel").screenshot(path=str(artifacts / "alarms.png"))
     item.locator("button.ack").click()
     expect(item).to_contain_text("ACTIVE · ACK", timeout=10_000)
     expect(item).to_contain_text("acknowledged by ops")
@@ -221,7 +228,7 @@ def test_an_alarm_is_acknowledged_and_shelved(live_server, open_page):
     assert page.errors == []
 
 
-def test_isolating_a_source_asks_for_a_confirmation_naming_the_consequence(live_server, open_page):
+def test_isolating_a_source_asks_for_a_confirmation_naming_the_consequence(live_server, open_page, artifacts):
     page = open_live(open_page, live_server.url)
     use_token(page)
     poll(page, "() => document.querySelectorAll('#sources .bar').length === 5")
@@ -232,6 +239,7 @@ def test_isolating_a_source_asks_for_a_confirmation_naming_the_consequence(live_
     consequence = text(page, "#confirm-consequence")
     assert re.match(r"Isolating CWSS IV cuts \d+ MLD", consequence), consequence
     assert "plan" in text(page, "#confirm-basis")
+    page.page.screenshot(path=str(artifacts / "confirm-isolate.png"))
     page.page.click("#confirm-cancel")
     expect(page.page.locator("#control-result.error")).to_contain_text("cancelled")
     audit = requests.get(live_server.url + "/api/controls", headers=AUTH).json()["controls"]
