@@ -190,10 +190,11 @@ def _presence_alerts(alerts: AlertBook):
     return on_presence
 
 
-def _build_cluster(settings, *, store, history, broadcaster, alerts, controls, engine, views,
+def _build_cluster(settings, *, network, store, history, broadcaster, alerts, controls, engine, views,
                    analysis, leader_work, mqtt_link, spawn, sleep):
     """Cluster mode: replicate accepted batches and operator state; the leader analyses and plans."""
     from app.adapters.redis_cluster import build_cluster
+    from app.services.cluster.backfill import latest_from_history
     from app.services.cluster.leader_only import LeaderOnly, leader_only
     from app.services.cluster.shared_state import SharedState
     from app.services.routing import RoutingPlan
@@ -208,6 +209,14 @@ def _build_cluster(settings, *, store, history, broadcaster, alerts, controls, e
         store.put_many(records)
         for hook in (*views, *gated):
             hook(records)
+
+    def fill_from_history() -> int:
+        """Registered sensors the trimmed stream no longer covers: their last reading."""
+        missing = [sid for sid in network.sensors if store.latest(sid) is None]
+        records = latest_from_history(history, missing, network.defaults, time.time())
+        if records:
+            store.put_many(records)
+        return len(records)
 
     def adopt_plan(body: dict) -> None:
         store.routing = body["view"]
@@ -229,7 +238,7 @@ def _build_cluster(settings, *, store, history, broadcaster, alerts, controls, e
 
     cluster = build_cluster(settings, apply=apply, rewrite_history=history.write_readings,
                             spawn=spawn, sleep=sleep, local_rooms=broadcaster.local_rooms,
-                            shared=shared)
+                            shared=shared, fill_from_history=fill_from_history)
     broadcaster.remote_rooms = cluster.rooms.nodes
     followers = [LeaderOnly(component, spawn, sleep) for component in leader_work]
 
@@ -350,7 +359,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     cluster = None
     if settings.redis_url:
         cluster, leader_work, analysis = _build_cluster(
-            settings, store=store, history=history, broadcaster=broadcaster, alerts=alerts,
+            settings, network=network, store=store, history=history, broadcaster=broadcaster, alerts=alerts,
             controls=controls, engine=engine, views=views, analysis=analysis,
             leader_work=[*leader_work, *(c for c in (sources, simulator) if c is not None)],
             mqtt_link=mqtt_link, spawn=spawn, sleep=sleep)

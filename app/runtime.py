@@ -152,6 +152,8 @@ class Runtime:
                     "mqtt": self.commands.health(),
                     "routing": self.engine.status}
         cluster = self.cluster.health() if self.cluster else None
+        if cluster and not cluster["is_leader"]:   # the leader plans; show its plan's state
+            services["routing"] = (self.store.routing or {}).get("status", "pending")
         if cluster:
             services["redis"] = cluster["redis"]
         degraded = any(state == "down" for state in services.values()) or \

@@ -39,8 +39,8 @@ run() {   # run NAME COMMAND...: in the background, logged, remembered
   echo $! >"$DIR/pids/$name"
 }
 
-wait_port() {
-  for _ in $(seq 100); do
+wait_port() {   # wait_port PORT [SECONDS]
+  for _ in $(seq $((${2:-10} * 10))); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done
@@ -59,6 +59,8 @@ allow_anonymous true
 persistence true
 persistence_location $DIR/mosquitto/
 max_queued_messages 100000
+# Instances acknowledge a message after ingesting it: allow many in flight.
+max_inflight_messages 1000
 log_dest stderr
 CONF
 run mosquitto mosquitto -c "$DIR/mosquitto/mosquitto.conf"
@@ -76,6 +78,11 @@ curl -s -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE 
 run influx-bridge python -m tests.services bridge "http://127.0.0.1:$INFLUX_PORT" "$BRIDGE_PORT"
 wait_port "$BRIDGE_PORT"
 
+# Every instance must accept the same operator tokens.
+if [ -z "${OPERATOR_TOKENS:-}" ]; then
+  [ -s "$DIR/operator_token" ] || python -c "import secrets; print(secrets.token_urlsafe(24))" >"$DIR/operator_token"
+  OPERATOR_TOKENS="operator=$(cat "$DIR/operator_token")"
+fi
 UPSTREAMS=""
 for i in $(seq 1 "$N"); do
   port=$((PORT + i))
@@ -83,10 +90,11 @@ for i in $(seq 1 "$N"); do
     INSTANCE_DIR="$DIR/instance-$i" REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
     MQTT_URL="mqtt://127.0.0.1:$MQTT_PORT" \
     INFLUXDB_URL="http://127.0.0.1:$BRIDGE_PORT" INFLUXDB_TOKEN=local INFLUXDB_ORG=bhs \
-    INFLUXDB_BUCKET=water SIMULATOR="${SIMULATOR:-off}" python run.py
+    INFLUXDB_BUCKET=water OPERATOR_TOKENS="$OPERATOR_TOKENS" \
+    SIMULATOR="${SIMULATOR:-on}" python run.py
   UPSTREAMS+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'
 done
-for i in $(seq 1 "$N"); do wait_port $((PORT + i)); done
+for i in $(seq 1 "$N"); do wait_port $((PORT + i)) 120; done
 
 python - "$DIR/nginx/nginx.conf" "$PORT" "$DIR/nginx" "$UPSTREAMS" <<'PY'
 import sys, pathlib
@@ -101,4 +109,4 @@ run nginx nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g "daemon off;"
 wait_port "$PORT"
 
 echo "cluster of $N up: http://127.0.0.1:$PORT/  (Redis $REDIS_PORT, MQTT $MQTT_PORT, InfluxDB $INFLUX_PORT)"
-echo "operator tokens are printed in $DIR/logs/bhs-*.log; stop with: $0 stop"
+echo "operator token in $DIR/operator_token (unless OPERATOR_TOKENS was given); stop with: $0 stop"

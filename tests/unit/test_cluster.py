@@ -204,3 +204,27 @@ def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_pa
     assert books["b"].listing(include_cleared=False) == []
     assert books["b"].listing(include_cleared=True)[0]["alarm_state"] == "cleared_acknowledged"
     assert len(log.entries) == 3                          # adopting never sent anything back
+
+
+def test_a_trimmed_stream_is_filled_in_from_history(tmp_path):
+    from app.adapters.memory_history import MemoryHistory
+    from app.services.cluster.backfill import latest_from_history
+
+    history = MemoryHistory()
+    history.write_readings([{"sensor_id": "old", "value": v, "metric": "flow", "node_id": "n1",
+                             "zone": None, "unit": None, "ts": 1000.0 + v, "latency_ms": None}
+                            for v in (1.0, 2.0)])
+    found = latest_from_history(history, ["old", "never"], lambda sid: {"node_id": "n1"}, 2000.0)
+    assert [(r["sensor_id"], r["value"], r["ts"], r["node_id"]) for r in found] == [("old", 2.0, 1002.0, "n1")]
+
+    log = MemoryLog(maxlen=1)
+    log.append("b.1", _batch(1))
+    log.append("b.1", _batch(1))
+    filled = []
+    node = ClusterNode("a", "a.1", _replicator(log, tmp_path, "a.1", []),
+                       Leadership(MemoryLease(), "a.1", 10, _no_spawn, lambda s: None), MemoryRoster(),
+                       lambda r: None, _no_spawn, lambda s: None,
+                       fill_from_history=lambda: filled.append(1) or 1)
+    node._running = True
+    node._boot()
+    assert filled == [1] and node.rebuilt
