@@ -35,7 +35,14 @@ from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.fusion import SensorIndex
 from app.services.history import HistoryRepository
+from app.services.decisions import DecisionBook
+from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakDetector
+from app.services.narration import Narrator
+from app.services.plan_inputs import PlanInputsBuilder
+from app.services.routing import RoutingModel
+from app.services.scheduler import ReplanScheduler
+from app.services.tariff import Tariff
 from app.services.metrics import Metrics
 from app.services.monitor import Monitor
 from app.services.network import Network
@@ -245,13 +252,37 @@ def _build_cluster(settings, *, network, store, history, broadcaster, alerts, co
     def on_leadership(leading_now: bool) -> None:
         plan = (shared.latest_plan or {}).get("plan")
         if leading_now and engine.plan is None and plan:
-            engine.plan = RoutingPlan(**plan)   # continue from the last leader's plan
+            engine.plan = RoutingPlan.from_dict(plan)   # continue from the last leader's plan
         for follower in followers:
             follower.follow(leading_now)
     cluster.leadership.on_change = on_leadership
     if mqtt_link is not None:
         cluster.add_check("MQTT session drained", mqtt_link.drained)
     return cluster, followers, [cluster.replicator.publish, *gated]
+
+
+def _build_engine(settings: Settings, network: Network, store: DataStore, controls: ControlService,
+                  alerts: AlertBook, history: HistoryRepository, forecaster: DemandForecaster,
+                  broadcast, spawn, sleep) -> DecisionEngine:
+    """The decision engine from its parts (see app/services/engine.py)."""
+    zones = [z.id for z in network.of_kind("zone")]
+    leaks = LeakWatch(network, alerts, LeakDetector(
+        zones, settings.leak_excess_ratio, settings.leak_pressure_drop_ratio,
+        settings.leak_night_excess_ratio, settings.local_utc_offset_h))
+    scheduler = ReplanScheduler(network, lambda why: None, spawn, sleep,
+                                interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
+                                demand_trigger=settings.routing_demand_trigger)
+    engine = DecisionEngine(
+        network, store, RoutingModel(network, horizon=settings.plan_horizon_h),
+        PlanInputsBuilder(network, store, controls, alerts, leaks, forecaster, Tariff.parse(settings.tariff),
+                          settings.local_utc_offset_h, time.time),
+        Narrator(network, settings.decision_deadband), scheduler, leaks,
+        # Through the engine's broadcast, so whatever wraps it (cluster sharing) sees decisions too.
+        DecisionBook(store, history, controls, lambda event, payload: engine.broadcast(event, payload)),
+        broadcast)
+    alerts.listeners.append(engine.on_alert)
+    controls.listeners.append(engine.on_control)
+    return engine
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -311,14 +342,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         on_update=lambda view: broadcast("prediction_update", view),
         base_demand={z.id: z.demand for z in network.of_kind("zone") if z.demand}, weather=weather_effect,
         utc_offset_h=settings.local_utc_offset_h)
-    engine = DecisionEngine(
-        network, store, controls, alerts, history, broadcast, spawn, sleep,
-        interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
-        demand_trigger=settings.routing_demand_trigger,
-        leaks=LeakDetector(zones, settings.leak_excess_ratio, settings.leak_pressure_drop_ratio,
-                           settings.leak_night_excess_ratio, settings.local_utc_offset_h),
-        forecast=forecaster.next_step)
-    alerts.listeners.append(engine.on_alert)
+    engine = _build_engine(settings, network, store, controls, alerts, history, forecaster,
+                           broadcast, spawn, sleep)
     demo_reset = DemoReset()
     demo_reset.register("sensors", lambda _: store.forget(lambda sid: sid in network.sensors))
     demo_reset.register("alerts", alerts.reset)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_NETWORK = Path(__file__).parent / "data" / "bengaluru.json"
@@ -138,6 +139,14 @@ class Settings(BaseSettings):
     routing_debounce_s: float = 1.0
     # Relative change of a zone's demand that makes the engine re-plan.
     routing_demand_trigger: float = 0.05
+    # Receding-horizon plan: hourly steps planned at once (only the first is applied).
+    plan_horizon_h: int = Field(24, ge=1, le=168)
+    # Time-of-day electricity tariff (JSON, see app/services/tariff.py); unset: the
+    # BESCOM-like table (Rs 7/kWh, -1 22:00-06:00, +1 06:00-10:00 and 18:00-22:00).
+    tariff: str | None = None
+    # A plan change is a decision only past this share of a link's capacity
+    # (or a start/stop, a shortfall appearing or clearing, an isolation, a leak).
+    decision_deadband: float = 0.10
 
     # External sources (JSON, shape in the README); unset: no external fetching.
     sources_file: Path | None = None

@@ -117,7 +117,7 @@ class Runtime:
         return STALE_INTERVALS * interval if interval else self.settings.stale_after_s
 
     def network_view(self) -> dict:
-        view = self.network.to_api(self.controls.link_status())
+        view = self.network.to_api(self.controls.link_status(), self.controls.link_settings())
         for node in view["nodes"]:   # the map shows isolated nodes apart
             if node["id"] in self.controls.isolated:
                 node["status"] = "isolated"

@@ -1,14 +1,19 @@
 """Operator controls over HTTP; the `/control` namespace runs the same path."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, g, jsonify, request
 
 from app.api.common import json_body, parse_model, query_limit, require_operator, services
 from app.api.openapi import document, responses
-from app.api.schemas import ControlList, ControlResponse, LimitParams, LogList, LogParams
+from app.api.schemas import (ControlList, ControlResponse, DecisionStateResponse, LimitParams, LogList,
+                             LogParams)
 from app.errors import InvalidInput
 from app.logs import LEVELS
-from app.models import ControlRequest
+from app.models import ControlRequest, ErrorEnvelope
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("control", __name__)
 
@@ -22,6 +27,28 @@ def control():
     command = parse_model(ControlRequest, json_body())
     applied = services().controls.apply(command, g.principal, request.remote_addr)
     return jsonify(ok=True, control=applied)
+
+
+@bp.post("/api/decisions/<decision_id>/apply")
+@document(resp=responses(HTTP_200=DecisionStateResponse, HTTP_404=ErrorEnvelope, HTTP_409=ErrorEnvelope),
+          tags=["decisions"], security={"operator": []})
+@require_operator
+def apply_decision(decision_id: str):
+    """Apply a recommended decision: its commands go to the devices as in auto mode."""
+    decision = services().engine.book.apply(decision_id, g.principal)
+    logger.info("operator %s applied decision %s", g.principal, decision_id)
+    return jsonify(ok=True, decision=decision)
+
+
+@bp.post("/api/decisions/<decision_id>/dismiss")
+@document(resp=responses(HTTP_200=DecisionStateResponse, HTTP_404=ErrorEnvelope, HTTP_409=ErrorEnvelope),
+          tags=["decisions"], security={"operator": []})
+@require_operator
+def dismiss_decision(decision_id: str):
+    """Dismiss a recommended decision: nothing is sent."""
+    decision = services().engine.book.dismiss(decision_id, g.principal)
+    logger.info("operator %s dismissed decision %s", g.principal, decision_id)
+    return jsonify(ok=True, decision=decision)
 
 
 @bp.get("/api/controls")

@@ -6,7 +6,7 @@ from spectree import Response
 
 from app.api.common import query_limit, require_viewer, services
 from app.api.openapi import document, responses
-from app.api.schemas import (DecisionList, Forecast, Health, HistoryParams,
+from app.api.schemas import (PlanResponse, DecisionList, Forecast, Health, HistoryParams,
                              HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
 from app.errors import InvalidInput, NotFound
@@ -96,6 +96,14 @@ def status():
 def routing():
     """The current routing plan."""
     return jsonify(services().routing_view())
+
+
+@bp.get("/api/plan")
+@document(resp=responses(HTTP_200=PlanResponse), tags=["decisions"], security=VIEWER)
+@require_viewer
+def plan():
+    """The receding-horizon plan: every step; /api/routing is its first."""
+    return jsonify(services().engine.plan_view())
 
 
 @bp.get("/api/decisions")

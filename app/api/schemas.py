@@ -105,6 +105,16 @@ class RoutingResponse(Open):
     sources: list[dict[str, Any]]
 
 
+class PlanResponse(Open):
+    status: str
+    horizon_h: float
+    step_h: float
+    solve_ms: float | None
+    created_at: str | None
+    steps: list[dict[str, Any]]
+    totals: dict[str, float]
+
+
 class LimitParams(BaseModel):
     limit: int = Field(10, ge=1, le=500)
 
@@ -117,6 +127,15 @@ class Decision(Open):
     target: str
     reason: str
     confidence: float
+    confidence_reason: str | None = None
+    state: Literal["recommended", "applied", "dismissed", "superseded"] | None = None
+    state_at: str | None = None
+    actions: list[dict[str, Any]] | None = None
+
+
+class DecisionStateResponse(Open):
+    ok: bool
+    decision: dict[str, Any]
 
 
 class DecisionList(Open):

@@ -60,6 +60,18 @@ class ControlService:
         factors.update({link: pct / 100 for link, pct in self.pump_speed.items()})
         return factors
 
+    def link_settings(self) -> dict[str, dict]:
+        """What operators have set on each controlled link, for /api/network:
+        valves' `opening` and pumps' `running` (and `speed`), percent."""
+        settings = {}
+        for link in self.network.links.values():
+            if link.kind == "valve":
+                settings[link.id] = {"opening": self.valve_open.get(link.id, 100.0)}
+            elif link.kind == "pump":
+                speed = self.pump_speed.get(link.id, 100.0)
+                settings[link.id] = {"running": speed > 0, "speed": speed}
+        return settings
+
     def link_status(self) -> dict[str, str]:
         status = {}
         for link in self.network.links.values():
@@ -78,11 +90,13 @@ class ControlService:
             listener(control)
         return control
 
-    def issue(self, action: str, target: str, value, reason: str) -> dict:
-        """The engine's command in auto mode: sent to the device and audited, but
-        not a constraint on the next plan (it *is* the plan)."""
+    def issue(self, action: str, target: str, value, reason: str, operator: str = "engine",
+              origin: str = "engine") -> dict:
+        """A decision's command (auto mode, or an operator applying a recommendation):
+        sent to the device and audited, but not a constraint on the next plan (it *is*
+        the plan). `origin` is "engine" in auto mode, "decision" when applied by hand."""
         request = ControlRequest(action=action, target=target, value=value, reason=reason)
-        return self._send(request, value, "engine", "engine", None)
+        return self._send(request, value, operator, origin, None)
 
     def _send(self, request: ControlRequest, value, operator: str, origin: str,
               source_ip: str | None) -> dict:

@@ -177,6 +177,20 @@ class DemandForecaster:
             return None
         return state.predict(state.current_slot)
 
+    def recent_error(self) -> float | None:
+        """Mean absolute percentage error of the hour-ahead forecast over the last
+        day, across zones; None until a forecast has been scored."""
+        scored = [mape for mape, _naive in (state.mape() for state in self.zones.values()) if mape is not None]
+        return sum(scored) / len(scored) if scored else None
+
+    def profile_at(self, zone: str, ts: float) -> float | None:
+        """Forecast demand of the 15-minute slot holding `ts` (any time ahead), from the
+        learned daily profile and level; None until a day's profile is learned."""
+        state = self.zones.get(zone)
+        if state is None or not state._has_day():
+            return None
+        return state.predict(slot_of(ts))
+
     def view(self, now: float) -> dict:
         zones = []
         for zone, state in self.zones.items():

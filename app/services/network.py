@@ -208,13 +208,14 @@ class Network:
     def total_demand(self) -> float:
         return sum(z.demand or 0.0 for z in self.of_kind("zone"))
 
-    def to_api(self, link_status: dict[str, str] | None = None) -> dict:
-        link_status = link_status or {}
+    def to_api(self, link_status: dict[str, str] | None = None,
+               link_settings: dict[str, dict] | None = None) -> dict:
+        link_status, link_settings = link_status or {}, link_settings or {}
         return {
             "name": self.name,
             "nodes": [n.model_dump(exclude_none=True) for n in self.nodes.values()],
             "links": [{**link.model_dump(by_alias=True, exclude_none=True),
-                       "status": link_status.get(link.id, "open")}
+                       "status": link_status.get(link.id, "open"), **link_settings.get(link.id, {})}
                       for link in self.links.values()],
             "sensors": [s.model_dump(exclude_none=True) for s in self.sensors.values()],
         }

@@ -47,7 +47,9 @@ def test_isolating_a_source_replans_explains_and_broadcasts(server):
         decisions = requests.get(server.url + "/api/decisions?limit=50").json()["decisions"]
         isolation = next(d for d in decisions if d["kind"] == "isolate_source")
         assert isolation["target"] == "SRC_CWSS_1_3"
-        assert "isolated SRC_CWSS_1_3" in isolation["reason"] and "MLD" in isolation["reason"]
+        assert "isolated SRC_CWSS_1_3" in isolation["reason"] and "MLD" in isolation["action"]
+        assert isolation["actions"][0]["target"] == "SRC_CWSS_1_3"
+        assert any("operator restriction" in c for c in isolation["actions"][0]["causes"])
         assert client.wait_for(lambda ev: [d for e, d in ev if e == "decision" and d["kind"] == "isolate_source"])
         network = requests.get(server.url + "/api/network").json()
         assert {l["status"] for l in network["links"] if l["from"] == "SRC_CWSS_1_3"} == {"isolated"}
@@ -58,6 +60,9 @@ def test_isolating_a_source_replans_explains_and_broadcasts(server):
 
 
 def test_closing_a_valve_caps_its_flow(server):
+    # West's meter says 330 MLD: more than its other links (MNK Park 200, borewells 50) carry.
+    assert requests.post(server.url + "/api/sensors", json=[{"sensor_id": "Z_WEST.flow", "value": 330.0}],
+                         timeout=5).status_code == 202
     assert control(server, {"action": "set_valve", "target": "V_CJF_WEST", "value": 0}).status_code == 200
     try:
         plan = wait_for(lambda: routing(server),
@@ -66,7 +71,11 @@ def test_closing_a_valve_caps_its_flow(server):
         # The rest of West's supply is MNK Park's valve (200) and borewells (50).
         assert west["shortfall"] == pytest.approx(max(0, west["demand"] - 250), abs=0.01)
         decisions = requests.get(server.url + "/api/decisions?limit=50").json()["decisions"]
-        assert any(d["kind"] == "zone_shortfall" and d["target"] == "Z_WEST" for d in decisions)
+        cut = next(a for d in decisions for a in d["actions"]
+                   if a["kind"] == "zone_shortfall" and a["target"] == "Z_WEST")
+        # The cause is the operator's valve setting, not priority.
+        assert any(c.startswith("operator restriction") and "V_CJF_WEST" in c for c in cut["causes"])
+        assert not any(c.startswith("priority") for c in cut["causes"])
     finally:
         control(server, {"action": "set_valve", "target": "V_CJF_WEST", "value": 100})
 
@@ -123,7 +132,9 @@ def test_auto_mode_turns_decisions_into_commands(start_server):
     client = LiveClient(server.url)
     try:
         # Closing a trunk valve forces the plan to move water through other valves.
-        control(server, {"action": "set_valve", "target": "V_CJF_WEST", "value": 0})
+        # West draws 330 MLD: with MNK Park's valve shut, CJF's must open up.
+        requests.post(server.url + "/api/sensors", json=[{"sensor_id": "Z_WEST.flow", "value": 330.0}], timeout=5)
+        control(server, {"action": "set_valve", "target": "V_MNK_PARK_WEST", "value": 0})
         command = client.wait_for(lambda ev: [d for e, d in ev if e == "control_update"
                                               and d["origin"] == "engine"])[0]
         assert command["action"] in ("set_valve", "set_pump") and command["operator"] == "engine"
@@ -137,7 +148,8 @@ def test_manual_mode_only_recommends(start_server):
     server = start_server(OPERATING_MODE="manual")
     wait_for(lambda: routing(server), lambda p: p["status"] == "optimal")
     control(server, {"action": "set_valve", "target": "V_CJF_WEST", "value": 0})
-    wait_for(lambda: requests.get(server.url + "/api/decisions?limit=50").json()["decisions"],
-             lambda ds: any(d["kind"] == "valve_setting" for d in ds))
+    decisions = wait_for(lambda: requests.get(server.url + "/api/decisions?limit=50").json()["decisions"],
+                         lambda ds: any(a["kind"] == "valve_setting" for d in ds for a in d["actions"]))
+    assert all(d["state"] in ("recommended", "superseded") for d in decisions)
     audit = requests.get(server.url + "/api/controls", headers=AUTH).json()["controls"]
     assert all(c["origin"] == "operator" for c in audit)
