@@ -68,6 +68,8 @@ class Influx:
 
 
 def start_server(**env) -> ServerProcess:
+    import tests.conftest
+    tests.conftest.START_TIMEOUT_S = 120   # a loaded shared machine starts servers slowly
     folder = Path(tempfile.mkdtemp(prefix="bench-server-"))
     return ServerProcess(folder, **{**QUIET, **env}).start()
 

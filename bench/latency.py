@@ -44,7 +44,7 @@ class Relay:
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "relay.py"), str(self.port), mode, str(interval_ms),
              "1" if leading_edge else "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
+        deadline = time.time() + 120
         while time.time() < deadline:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).status_code == 200:
