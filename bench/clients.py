@@ -21,8 +21,8 @@ PROBES = 10
 UPDATES_PER_S = 10
 
 
-def run(clients: int = 1000, seconds: float = 15) -> dict:
-    server = start_server()
+def run(clients: int = 1000, seconds: float = 15, mode: str = "eventlet") -> dict:
+    server = start_server(ASYNC_MODE=mode)
     try:
         passive = PassivePool(server.url, clients - PROBES, hold_s=seconds + 30)
         probes = ClientPool(server.url, PROBES, hold_s=seconds + 5, watch_prefix="fan-")

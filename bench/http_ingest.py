@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Influx, PassivePool, start_server  # noqa: E402
 from bench.latency import Relay  # noqa: E402
-from bench.load import py_spy, wrk_post  # noqa: E402
+from bench.load import cpu_seconds, py_spy, wrk_post  # noqa: E402
 
 KEY = "bench-device-key"
 HEADERS = {"X-API-Key": KEY}
@@ -50,10 +50,13 @@ def ours(seconds: int = 10, mode: str = "eventlet", profile: Path | None = None,
             while time.time() < deadline and requests.get(server.url + "/api/status").json()["history"]["queued"]:
                 time.sleep(0.5)
         spy = py_spy(server.process.pid, seconds, profile) if profile else None
+        cpu = cpu_seconds(server.process.pid)
         s = wrk_post(server.url + "/api/ingest", SINGLE, seconds, headers=HEADERS)
+        cpu = cpu_seconds(server.process.pid) - cpu
         if spy:
             spy.wait(timeout=60)
-        result.update(single_requests_per_s=s["requests_per_s"], single_errors=s["non_2xx"])
+        result.update(single_requests_per_s=s["requests_per_s"], single_errors=s["non_2xx"],
+                      single_cpu_ms=1000 * cpu / max(1, s["requests"]))
     finally:
         server.stop()
         influx.close()
@@ -64,16 +67,20 @@ def ours(seconds: int = 10, mode: str = "eventlet", profile: Path | None = None,
 def ceiling(seconds: int = 10, mode: str = "eventlet") -> dict:
     relay = Relay(mode, 50, True)
     try:
+        cpu = cpu_seconds(relay.process.pid)
         s = wrk_post(relay.url + "/api/ingest", SINGLE, seconds, headers=HEADERS)
+        cpu = cpu_seconds(relay.process.pid) - cpu
     finally:
         relay.stop()
-    return {"single_requests_per_s": s["requests_per_s"], "single_errors": s["non_2xx"]}
+    return {"single_requests_per_s": s["requests_per_s"], "single_errors": s["non_2xx"],
+            "single_cpu_ms": 1000 * cpu / max(1, s["requests"])}
 
 
 def run(seconds: int = 10, mode: str = "eventlet", profile: Path | None = None) -> dict:
     a = ours(seconds, mode, profile)
     b = ceiling(seconds, mode)
     return {**a, "mode": mode, "ceiling_single_requests_per_s": b["single_requests_per_s"],
+            "ceiling_single_cpu_ms": b["single_cpu_ms"],
             "single_ratio": a["single_requests_per_s"] / b["single_requests_per_s"]}
 
 
@@ -87,3 +94,5 @@ if __name__ == "__main__":
     print(f"{mode}: single readings {r['single_requests_per_s']:,.0f} requests/s (non-2xx {r['single_errors']}) "
           f"against a bare Flask app's {r['ceiling_single_requests_per_s']:,.0f} = {r['single_ratio']:.0%}; "
           "target >= 2,000")
+    print(f"{mode}: CPU per single-reading request: ours {r['single_cpu_ms']:.2f} ms, "
+          f"bare Flask {r['ceiling_single_cpu_ms']:.2f} ms")

@@ -27,16 +27,16 @@ from tests.services import InfluxServer, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-POINTS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+POINTS = int(sys.argv[1]) if len(sys.argv) > 1 and __name__ == "__main__" else 100_000
 BATCH = 5000
 SENSORS = 145
 
 
-def records(offset_s: float):
+def records(offset_s: float, points: int = POINTS):
     base = time.time() - 3600 + offset_s
     return [{"sensor_id": f"S{i % SENSORS:03d}.flow", "value": 100.0 + (i % 97) / 7, "metric": "flow",
              "node_id": f"N{i % SENSORS:03d}", "zone": "Z_SOUTH", "latency_ms": None,
-             "ts": base + i * 1e-3} for i in range(POINTS)]
+             "ts": base + i * 1e-3} for i in range(points)]
 
 
 def count(server, db):
@@ -45,7 +45,8 @@ def count(server, db):
     return series[0]["values"][0][1] if series else 0
 
 
-def main():
+def run(points: int = POINTS) -> dict:
+    """Points/s of raw POSTs (the ceiling) and of our repository, same points, same influxd."""
     folder = Path(tempfile.mkdtemp())
     server = InfluxServer(folder).start()
     # The bridge runs in its own process, so neither method pays for it here.
@@ -59,39 +60,45 @@ def main():
 
         # 1. Raw line protocol (the ceiling): same lines our adapter would build.
         lines = [f"sensor_reading,metric=flow,node_id={r['node_id']},sensor_id={r['sensor_id']},zone=Z_SOUTH "
-                 f"value={r['value']!r} {int(r['ts'] * 1e9)}" for r in records(0)]
+                 f"value={r['value']!r} {int(r['ts'] * 1e9)}" for r in records(0, points)]
         session = requests.Session()
         started = time.perf_counter()
         for k in range(0, len(lines), BATCH):
             reply = session.post(bridge_url + "/api/v2/write", params={"bucket": "raw", "precision": "ns"},
                                  data="\n".join(lines[k:k + BATCH]).encode())
             assert reply.status_code == 204, reply.text
-        raw_rate = POINTS / (time.perf_counter() - started)
-        assert count(server, "raw") == POINTS
+        raw_rate = points / (time.perf_counter() - started)
+        assert count(server, "raw") == points
 
         # 2. Through the repository, as the ingest path calls it.
         history = InfluxHistory(bridge_url, "bench", "-", "ours", DiskSpool(folder / "spool", 1 << 30),
                                 eventlet.spawn, eventlet.sleep)
         history.start()
-        data = records(1)
+        data = records(1, points)
         started = time.perf_counter()
         for k in range(0, len(data), 500):          # as 500-reading ingest batches arrive
             history.write_readings(data[k:k + 500])
             eventlet.sleep(0)
-        while history.written < POINTS:
+        while history.written < points:
             eventlet.sleep(0.005)
-        ours_rate = POINTS / (time.perf_counter() - started)
+        ours_rate = points / (time.perf_counter() - started)
         history.stop()
-        assert count(server, "ours") == POINTS
+        assert count(server, "ours") == points
 
-        print(f"InfluxDB write throughput, {POINTS} points, influxd 1.6.7 via the v2 bridge, eventlet")
-        print(f"{'method':<44} {'points/s':>10}")
-        print(f"{'raw line-protocol POSTs of 5000 (ceiling)':<44} {raw_rate:>10.0f}")
-        print(f"{'InfluxHistory (pre-joined batches, WriteApi)':<44} {ours_rate:>10.0f}")
-        print(f"ratio: {ours_rate / raw_rate:.0%} of raw (target >= 50%)")
     finally:
         bridge.terminate()
         server.stop()
+    return {"points": points, "raw_points_per_s": raw_rate, "ours_points_per_s": ours_rate,
+            "ratio": ours_rate / raw_rate}
+
+
+def main():
+    r = run(POINTS)
+    print(f"InfluxDB write throughput, {r['points']} points, influxd 1.6.7 via the v2 bridge, eventlet")
+    print(f"{'method':<44} {'points/s':>10}")
+    print(f"{'raw line-protocol POSTs of 5000 (ceiling)':<44} {r['raw_points_per_s']:>10.0f}")
+    print(f"{'InfluxHistory (pre-joined batches, WriteApi)':<44} {r['ours_points_per_s']:>10.0f}")
+    print(f"ratio: {r['ratio']:.0%} of raw (target >= 50%)")
 
 
 if __name__ == "__main__":

@@ -211,7 +211,8 @@ def wrk_post(url: str, body: str, seconds: int, connections: int = 8, threads: i
                          timeout=seconds + 30).stdout
     rate = float(next(line for line in out.splitlines() if "Requests/sec" in line).split()[1])
     errors = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
-    return {"requests_per_s": rate, "non_2xx": errors}
+    total = next((int(line.split()[0]) for line in out.splitlines() if " requests in " in line), 0)
+    return {"requests_per_s": rate, "non_2xx": errors, "requests": total}
 
 
 def py_spy(pid: int, seconds: float, svg: Path):

@@ -1,119 +1,285 @@
-"""The benchmark suite: one command, a results table, its method.
+"""The benchmark suite: one command, one table (goal, measured, ceiling), JSON and a chart.
 
-    python bench/run_all.py            # about 10 minutes (the soak is 5 of them)
-    python bench/run_all.py --soak 60  # a shorter soak
+    python bench/run_all.py                                # the default mode (eventlet), ~15 min
+    python bench/run_all.py --modes eventlet,gevent,threading   # the async-mode study as well
+    python bench/run_all.py --soak 60 --skip dashboard     # shorter
 
-Every benchmark starts the real server (`python run.py`, eventlet) and, where
-relevant, a real Mosquitto and InfluxDB, on 127.0.0.1; every load is bounded
-in count and time. The load generators share the machine's cores with the
-server, so the numbers are noisy and pessimistic. Nothing here fails: it
-prints.
+Every benchmark starts the real server (`python run.py`) and, where relevant,
+a real Mosquitto and InfluxDB, on 127.0.0.1; every load is bounded in count
+and time. Ceilings run in the same invocation with the same load generator:
+a bare Flask app / Flask-SocketIO relay on the same async mode
+(bench/relay.py), a bare paho subscriber, raw InfluxDB POSTs. Bench scripts
+that other parts of the project add to bench/ are run too, and their closing
+lines go in the table. Writes bench/results/run_all.json and run_all.png.
+Nothing here fails: it prints.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import os
+import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from bench import clients, dashboard_fps, http_ingest, latency, memory, mqtt_ingest, routing_solve  # noqa: E402
-from bench.common import cpu_count  # noqa: E402
+from bench.common import Influx, cpu_count  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+# Scripts this runner knows; any other bench/*.py with a __main__ is run as it is.
+KNOWN = {"__init__", "common", "load", "relay", "run_all", "clients", "dashboard_fps", "http_ingest",
+         "latency", "memory", "mqtt_ingest", "routing_solve", "influx_write", "profile", "interval_study"}
+# Seconds another helper's script may run before it is stopped.
+OTHER_SCRIPT_TIMEOUT_S = 600
 
 
-def solve_medians() -> tuple[float, float]:
-    from app.config import BUNDLED_NETWORK
-    from app.services.network import Network
-    from app.services.routing import RoutingInputs, RoutingModel
+class Table:
+    def __init__(self):
+        self.rows: list[dict] = []
 
-    def median_ms(network, repeats=20):
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            RoutingModel(network).solve(RoutingInputs(demand={}))
-            times.append((time.perf_counter() - started) * 1000)
-        return statistics.median(times)
-    return median_ms(Network.load(BUNDLED_NETWORK)), median_ms(routing_solve.synthetic(), 7)
+    def add(self, name: str, measured: float | None, unit: str, goal: float | None = None,
+            better: str = "higher", ceiling: float | None = None, detail: str = "", method: str = "",
+            mode: str = "eventlet") -> None:
+        met = None
+        if goal is not None and measured is not None:
+            met = measured >= goal if better == "higher" else measured < goal
+        ratio = None
+        if ceiling and measured is not None:
+            ratio = measured / ceiling
+        row = {"name": name, "mode": mode, "measured": measured, "unit": unit, "goal": goal,
+               "better": better, "ceiling": ceiling, "ratio": ratio, "met": met, "detail": detail,
+               "method": method}
+        self.rows.append(row)
+        print(f"  {name} [{mode}]: {fmt(measured, unit)}"
+              + (f" (ceiling {fmt(ceiling, unit)})" if ceiling else "") + (f"; {detail}" if detail else ""),
+              flush=True)
+
+    def markdown(self) -> str:
+        lines = ["| benchmark | mode | goal | measured | ceiling | ours / ceiling | met | method |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            goal = "" if r["goal"] is None else f"{'>=' if r['better'] == 'higher' else '<'} {fmt(r['goal'], r['unit'])}"
+            measured = fmt(r["measured"], r["unit"]) + (f" ({r['detail']})" if r["detail"] else "")
+            ceiling = fmt(r["ceiling"], r["unit"]) if r["ceiling"] else ""
+            ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+            met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+            lines.append(f"| {r['name']} | {r['mode']} | {goal} | {measured} | {ceiling} | {ratio} | {met} | "
+                         f"{r['method']} |")
+        return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--soak", type=float, default=300, help="soak seconds (default 300)")
-    args = parser.parse_args()
-    rows = []
+def fmt(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value != value:
+        return "n/a"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+    return f"{text} {unit}".strip()
 
-    def row(name, result, target, method):
-        rows.append((name, result, target, method))
-        print(f"  {name}: {result}", flush=True)
 
-    print("HTTP ingest ...", flush=True)
-    h = http_ingest.run(10)
-    row("HTTP batched ingest", f"{h['batched_readings_per_s']:,.0f} readings/s", ">= 50,000",
-        "wrk, 8 connections, 500 readings/request, 10 s; InfluxDB on, 10 /live clients")
-    row("HTTP single-reading ingest", f"{h['single_requests_per_s']:,.0f} requests/s "
-        f"(bare Flask {h['ceiling_single_requests_per_s']:,.0f})", ">= 2,000",
-        "wrk, 8 connections, 1 reading/request, 10 s; auth + rate limit on")
+# -- the benches ---------------------------------------------------------------------
 
-    print("MQTT ingest ...", flush=True)
-    mqtt_ingest.MESSAGES = 50_000
-    import tempfile
+def ingest_rows(table: Table, mode: str, seconds: int) -> None:
+    h = http_ingest.run(seconds, mode)
+    table.add("HTTP batched ingest", h["batched_readings_per_s"], "readings/s", 50_000, mode=mode,
+              method="wrk, 8 connections, 500 readings/request; auth, rate limit, InfluxDB on, 10 /live clients")
+    table.add("HTTP single-reading ingest", h["single_requests_per_s"], "requests/s", 2_000,
+              ceiling=h["ceiling_single_requests_per_s"], mode=mode,
+              detail=f"{h.get('single_cpu_ms', float('nan')):.2f} ms CPU/request",
+              method="wrk, 8 connections, 1 reading/request; same server; ceiling: bare Flask app on the same server")
+
+
+def latency_rows(table: Table, mode: str, influx: Influx, interval_ms: int, repeats: int) -> None:
+    for rate, audience, goal in ((500, 50, 50.0), (1000, 200, 100.0)):
+        runs = [latency.compare(rate, audience, interval_ms, True, mode, influx) for _ in range(repeats)]
+        ours = statistics.median(r["ours"]["p99"] for r in runs)
+        ceiling = statistics.median(r["ceiling"]["p99"] for r in runs)
+        last = runs[-1]["ours"]
+        late = (runs[-1]["ours"].get("tick_late_ms") or {}).get("p99")
+        table.add(f"latency p99, {rate}/s to {audience} clients", ours, "ms", goal, "lower", ceiling, mode=mode,
+                  detail=f"p50 {statistics.median(r['ours']['p50'] for r in runs):.0f} ms, "
+                         f"{statistics.median(r['ours']['cpu_ms_per_reading'] for r in runs):.2f} ms CPU/reading, "
+                         f"tick late p99 {late} ms, load {last['load_average']:.1f}",
+                  method=f"POST to receipt, {interval_ms} ms frames, leading edge; median of {repeats}; "
+                         "ceiling: bare Flask-SocketIO relay, same mode and interval")
+
+
+def clients_rows(table: Table, mode: str) -> None:
+    c = clients.run(1000, mode=mode)
+    table.add("/live clients held", c["clients"], "clients", 1000, mode=mode,
+              detail=f"RSS {c['rss_mb']:.0f} MB; fan-out p99 {c['fanout_p99']:.0f} ms",
+              method="passive websocket clients + 10 probes, 10 updates/s")
+
+
+def mqtt_rows(table: Table) -> None:
     from tests.services import MosquittoBroker
+    mqtt_ingest.MESSAGES = 50_000
     broker = MosquittoBroker(Path(tempfile.mkdtemp(prefix="bench-mq-"))).start()
     try:
         ceiling = mqtt_ingest.bare(broker)
         ours = mqtt_ingest.ours(broker, Path(tempfile.mkdtemp(prefix="bench-mq-server-")))
     finally:
         broker.stop()
-    row("MQTT ingest vs bare paho", f"{ours:,.0f} msg/s = {ours / ceiling:.0%} of {ceiling:,.0f}", ">= 60%",
-        "50k QoS 1 messages by mosquitto_pub -l; ceiling: bare paho subscriber, no eventlet")
+    table.add("MQTT ingest", ours, "msg/s", 0.6 * ceiling, ceiling=ceiling,
+              detail="goal: 60% of the bare subscriber",
+              method="50k QoS 1 messages by mosquitto_pub -l; ceiling: bare paho subscriber")
 
-    print("End-to-end latency ...", flush=True)
-    for rate, audience in ((500, 50), (1000, 200)):
-        r = latency.compare(rate, audience)
-        target = "p99 < 50 ms" if rate == 500 else "p99 < 100 ms"
-        row(f"latency HTTP {rate}/s, {r['ours']['clients']} clients, frames every {r['interval_ms']} ms",
-            f"p50 {r['ours']['p50']:.0f} / p95 {r['ours']['p95']:.0f} / p99 {r['ours']['p99']:.0f} ms "
-            f"(ceiling p99 {r['ceiling']['p99']:.0f} ms, {r['ratio']:.2f}x)", target,
-            "POST to receipt by 10 probes; the rest passive websocket clients; InfluxDB on; "
-            "ceiling: bare Flask-SocketIO relay")
 
-    print("Clients ...", flush=True)
-    c = clients.run(1000)
-    row("/live clients held", f"{c['clients']:,} (RSS {c['rss_mb']:.0f} MB)", ">= 1,000",
-        "passive websocket clients + 10 probes, 10 updates/s")
-    row("fan-out of one broadcast to 1,000", f"p50 {c['fanout_p50']:.0f} / p99 {c['fanout_p99']:.0f} ms", "",
-        "send to receipt by probes while 1,000 clients listen")
+def influx_rows(table: Table) -> None:
+    # influx_write monkey-patches eventlet at import, so it runs in its own process.
+    out = subprocess.run([sys.executable, "-c", "import json; from bench.influx_write import run; "
+                          "print(json.dumps(run()))"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    table.add("InfluxDB writes", r["ours_points_per_s"], "points/s", 0.5 * r["raw_points_per_s"],
+              ceiling=r["raw_points_per_s"], detail="goal: 50% of raw POSTs",
+              method=f"bench/influx_write.py, {r['points']:,} points, repository vs raw line-protocol POSTs")
 
-    print("Routing solve ...", flush=True)
-    bundled, synthetic = solve_medians()
-    row("routing solve, bundled network", f"{bundled:.1f} ms median", "< 10 ms", "build + solve, HiGHS")
-    row("routing solve, 1,000 nodes / 3,000 links", f"{synthetic:.0f} ms median", "< 150 ms", "build + solve, HiGHS")
 
-    print("Dashboard ...", flush=True)
+def routing_rows(table: Table) -> None:
+    from app.config import BUNDLED_NETWORK
+    from app.services.network import Network
+    from app.services.routing import RoutingInputs, RoutingModel
+
+    def median_ms(network, repeats):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            RoutingModel(network).solve(RoutingInputs(demand={}))
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+    table.add("routing solve, bundled network", median_ms(Network.load(BUNDLED_NETWORK), 20), "ms", 10, "lower",
+              method="build + solve, HiGHS, median of 20")
+    table.add("routing solve, 1,000 nodes / 3,000 links", median_ms(routing_solve.synthetic(), 7), "ms", 150,
+              "lower", method="build + solve, HiGHS, median of 7")
+
+
+def dashboard_rows(table: Table) -> None:
     d = dashboard_fps.run()
-    row("dashboard frame rate", f"{d['fps']:.0f} fps, p99 frame {d['p99_frame_ms']:.0f} ms", "60 fps",
-        "headless Chromium, simulator + 500 readings/s, node trends open, 10 s of rAF")
+    table.add("dashboard frame rate", d["fps"], "fps", 55, detail=f"p99 frame {d['p99_frame_ms']:.0f} ms",
+              method="headless Chromium, simulator + 500 readings/s, 10 s of rAF")
 
-    print("Memory ...", flush=True)
+
+def memory_rows(table: Table, soak_s: float) -> None:
     m = memory.per_10k_sensors()
-    row("memory per 10,000 sensors", f"{m['per_10k_sensors_mb']:.0f} MB", "bounded",
-        "RSS before/after 10k sensors x 120 points, embedded history")
-    s = memory.soak(args.soak)
-    row(f"memory over a {s['seconds']:.0f} s soak", f"{s['rss_start_mb']:.0f} -> {s['rss_mid_mb']:.0f} -> "
-        f"{s['rss_end_mb']:.0f} MB ({s['growth_mb_per_min_second_half']:+.2f} MB/min, 2nd half)", "flat",
-        "simulator + 1,000 readings/s + 20 clients, InfluxDB history; RSS every 10 s")
+    table.add("memory per 10,000 sensors", m["per_10k_sensors_mb"], "MB", method="RSS before/after 10k sensors x 120 points")
+    s = memory.soak(soak_s)
+    table.add(f"memory growth over a {s['seconds']:.0f} s soak", s["growth_mb_per_min_second_half"], "MB/min",
+              1.0, "lower", detail=f"{s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB",
+              method="simulator + 1,000 readings/s + 20 clients, InfluxDB; slope of the 2nd half")
 
+
+def other_scripts(table: Table) -> None:
+    """Bench scripts added by other parts of the project: run as they are, closing lines kept."""
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        if path.stem in KNOWN or "__main__" not in path.read_text():
+            continue
+        started = time.time()
+        try:
+            out = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=OTHER_SCRIPT_TIMEOUT_S)
+            lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+            summary = "; ".join(lines[-3:])[:300] if out.returncode == 0 else f"exit {out.returncode}"
+        except subprocess.TimeoutExpired:
+            summary = f"stopped after {OTHER_SCRIPT_TIMEOUT_S} s"
+        table.add(f"bench/{path.name}", None, "", detail=summary.replace("|", "/"),
+                  method=f"its own defaults, {time.time() - started:.0f} s")
+
+
+# -- output ----------------------------------------------------------------------------
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return (f"{cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}; load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def chart(rows: list[dict], path: Path) -> None:
+    """Each row's measured figure and ceiling as a share of its goal (1 = the goal; right is better)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def score(value, row):
+        if value is None or row["goal"] in (None, 0) or value != value or value == 0:
+            return None
+        return value / row["goal"] if row["better"] == "higher" else row["goal"] / value
+
+    shown = [r for r in rows if score(r["measured"], r) is not None]
+    labels = [f"{r['name']} [{r['mode']}]" for r in shown]
+    ours = [score(r["measured"], r) for r in shown]
+    ceilings = [score(r["ceiling"], r) for r in shown]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(shown) + 1.5))
+    y = range(len(shown))
+    ax.barh(list(y), ours, color=["#2e7d32" if v >= 1 else "#c62828" for v in ours], label="ours")
+    ax.scatter([c for c in ceilings if c is not None], [i for i, c in zip(y, ceilings) if c is not None],
+               marker="|", s=300, color="black", label="ceiling", zorder=3)
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(list(y), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the goal (log; right of the dashed line = goal met)")
+    ax.set_title(f"bench/run_all.py, {datetime.date.today()}", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--modes", default="eventlet", help="comma-separated async modes for ingest, latency, clients")
+    parser.add_argument("--soak", type=float, default=300, help="soak seconds (default 300)")
+    parser.add_argument("--interval-ms", type=int, default=None, help="BROADCAST_INTERVAL_MS (default: the product's)")
+    parser.add_argument("--repeats", type=int, default=2, help="latency runs per row (median)")
+    parser.add_argument("--skip", default="", help="comma-separated: mqtt,influx,routing,dashboard,memory,others")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    interval = args.interval_ms
+    if interval is None:
+        from app.config import Settings
+        interval = Settings.model_fields["broadcast_interval_ms"].default
+    table = Table()
+    started = time.time()
+    influx = Influx()
+    try:
+        for mode in args.modes.split(","):
+            print(f"Ingest, latency and clients on {mode} ...", flush=True)
+            ingest_rows(table, mode, 10)
+            latency_rows(table, mode, influx, interval, args.repeats)
+            clients_rows(table, mode)
+    finally:
+        influx.close()
+    for name, step in (("mqtt", lambda: mqtt_rows(table)), ("influx", lambda: influx_rows(table)),
+                       ("routing", lambda: routing_rows(table)), ("dashboard", lambda: dashboard_rows(table)),
+                       ("memory", lambda: memory_rows(table, args.soak)), ("others", lambda: other_scripts(table))):
+        if name in skip:
+            continue
+        print(f"{name} ...", flush=True)
+        try:
+            step()
+        except Exception as error:    # one broken bench must not lose the others' figures
+            table.add(name, None, "", detail=f"failed: {error}"[:200])
+    RESULTS.mkdir(exist_ok=True)
+    about = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "machine": machine(), "minutes": round((time.time() - started) / 60, 1),
+             "interval_ms": interval, "modes": args.modes}
+    (RESULTS / "run_all.json").write_text(json.dumps({**about, "rows": table.rows}, indent=1))
+    chart(table.rows, RESULTS / "run_all.png")
     print()
-    print(f"Results, {datetime.date.today()}, {cpu_count()} cores (a shared, noisy machine; load generators "
-          "on the same cores)")
+    print(f"Results, {about['date']}, {about['machine']}; {about['minutes']} min "
+          "(a shared machine: other engineers' tests ran on the same cores)")
     print()
-    print("| benchmark | result | target | method |")
-    print("|---|---|---|---|")
-    for name, result, target, method in rows:
-        print(f"| {name} | {result} | {target} | {method} |")
+    print(table.markdown())
+    print(f"\nwrote {RESULTS / 'run_all.json'} and {RESULTS / 'run_all.png'}")
 
 
 if __name__ == "__main__":
