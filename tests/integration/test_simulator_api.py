@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from app.tools import devices
+from tools import devices
 from tests.helpers import stamp, wait_for
 from tests.conftest import OPERATOR_TOKEN
 

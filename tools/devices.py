@@ -1,12 +1,22 @@
 """A fleet of pretend devices sending the simulator's readings, for demos and load.
 
-    python -m app.tools.devices --url http://127.0.0.1:5000 --devices 20 --rate 500 --duration 30
-    python -m app.tools.devices --transport mqtt --mqtt-url mqtt://127.0.0.1:1883 --devices 5
+    python -m tools.devices --url http://127.0.0.1:5000 --devices 20 --rate 500 --duration 30
+    python -m tools.devices --transport mqtt --mqtt-url mqtt://127.0.0.1:1883 --devices 5
 
 Each device owns a share of the network's sensors and sends their readings
 (from a seeded simulation) at its share of `--rate` readings per second, one
 reading per request or `--batch` at a time. Every run is bounded by
 `--duration`; at the end it reports what was sent and what failed.
+
+With `--admin-token` the devices are real registered devices (tools/fleet.py):
+registered through the registry API, sending key-value telemetry with their
+own tokens (HTTP, or MQTT logged in as themselves), and `--actuators` more
+that answer commands, some slow, failing or silent by the given shares;
+`--control-every` issues controls on their targets so commands flow:
+
+    python -m tools.devices --admin-token $ADMIN --devices 4 --actuators 5 --silent-share 0.2 \
+        --slow-share 0.2 --control-every 1 --duration 20
+    python -m tools.devices --admin-token $ADMIN --transport mqtt --mqtt-url mqtt://127.0.0.1:1883 ...
 """
 from __future__ import annotations
 
@@ -111,7 +121,7 @@ def run_device(index: int, sensors: list[str], sender, args, tally: Tally, netwo
         sender.close()
 
 
-def main(argv: list[str] | None = None) -> Tally:
+def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:5000")
     parser.add_argument("--transport", choices=["http", "mqtt"], default="http")
@@ -124,8 +134,22 @@ def main(argv: list[str] | None = None) -> Tally:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds to run (bounded)")
     parser.add_argument("--network", default=str(BUNDLED_NETWORK))
     parser.add_argument("--seed", type=int, default=0)
+    registered = parser.add_argument_group("registered devices (tools/fleet.py)")
+    registered.add_argument("--admin-token", help="register the devices with this admin token")
+    registered.add_argument("--actuators", type=int, default=0, help="devices driving valves and pumps")
+    registered.add_argument("--silent-share", type=float, default=0.0, help="actuators that never answer")
+    registered.add_argument("--slow-share", type=float, default=0.0, help="actuators that answer late")
+    registered.add_argument("--fail-share", type=float, default=0.0, help="actuators that report failed")
+    registered.add_argument("--slow-s", type=float, default=2.0, help="how late a slow actuator answers")
+    registered.add_argument("--command-timeout", type=float, default=5.0, help="command_timeout_s of actuators")
+    registered.add_argument("--control-every", type=float, default=0.0,
+                            help="issue a control on an actuator's target every this many s (0: none)")
+    registered.add_argument("--keep", action="store_true", help="leave the devices registered at the end")
     args = parser.parse_args(argv)
     network = Network.load(args.network)
+    if args.admin_token:
+        from tools.fleet import run_fleet
+        return run_fleet(args, network)
     sensor_ids = sorted(network.sensors)
     tally = Tally()
     deadline = time.monotonic() + args.duration
