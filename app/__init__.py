@@ -34,7 +34,7 @@ from app.services.demo_reset import DemoReset
 from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.fusion import SensorIndex
-from app.services.history import HistoryRepository
+from app.services.history import HistoryRepository, parse_retention
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakDetector
@@ -72,6 +72,8 @@ def _build_history(settings: Settings, spawn, sleep, on_failing, on_recovered) -
                          flush_interval_s=settings.influx_flush_ms / 1000,
                          gzip=settings.influx_gzip, retry_max_s=settings.history_retry_max_s,
                          alert_after_s=settings.history_alert_after_s,
+                         raw_retention_s=parse_retention(settings.raw_retention),
+                         rollup_retention_s=parse_retention(settings.rollup_retention),
                          on_failing=on_failing, on_recovered=on_recovered)
 
 
@@ -318,7 +320,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     broadcast = broadcaster.emit
     alerts = AlertBook(broadcast, _alert_event(history),
                        schedule=lambda delay, run: spawn(lambda: (sleep(delay), run())))
-    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network)
+    pipeline = IngestPipeline(store, history, broadcaster.publish, metrics, registry=network,
+                              max_clock_skew_s=settings.max_clock_skew_s)
     mqtt_link = None
     if settings.mqtt_url:
         from app.adapters.mqtt import MqttLink

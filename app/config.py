@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     history_retry_max_s: float = 30.0
     # Seconds of failing writes before the `history_write_failing` alert.
     history_alert_after_s: float = 60.0
+    # How long InfluxDB keeps raw points and the 1m/1h/1d rollups, as InfluxDB
+    # writes durations (`90d`, `104w`, `0` for forever).
+    raw_retention: str = "90d"
+    rollup_retention: str = "104w"
+    # Readings stamped more than this many seconds ahead of our clock get a 422.
+    max_clock_skew_s: float = 300.0
 
     # MQTT.
     mqtt_url: str | None = None

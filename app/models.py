@@ -18,7 +18,8 @@ KNOWN_METRICS = frozenset({
     "chlorine", "conductivity", "tds", "temperature", "power", "status",
 })
 
-# Readings stamped further ahead than this are refused (contract: 5 minutes).
+# Readings stamped further ahead than this are refused (contract: 5 minutes;
+# MAX_CLOCK_SKEW_S sets it, passed in the validation context).
 MAX_FUTURE_S = 300.0
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -63,9 +64,11 @@ class Reading(BaseModel):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         # The ingest path passes its clock as context; far-future times are refused.
-        now = (info.context or {}).get("now")
-        if now is not None and value.timestamp() > now + MAX_FUTURE_S:
-            raise ValueError("timestamp is more than 5 minutes in the future")
+        context = info.context or {}
+        now, skew = context.get("now"), context.get("max_skew_s", MAX_FUTURE_S)
+        if now is not None and value.timestamp() > now + skew:
+            raise ValueError(f"timestamp is {value.timestamp() - now:.0f} s in the future; at most "
+                             f"{skew:.0f} s ahead of the server's clock is accepted (MAX_CLOCK_SKEW_S)")
         return value
 
 

@@ -128,8 +128,10 @@ class V2WriteBridge:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = parsed.path
                 if path == "/api/v2/write":
-                    mapped = {"db": params.get("bucket", [""])[0],
-                              "precision": _PRECISION.get(params.get("precision", ["ns"])[0], "n")}
+                    # As 1.8 does: bucket "db" or "db/rp".
+                    db, _, rp = params.get("bucket", [""])[0].partition("/")
+                    mapped = {"db": db, "precision": _PRECISION.get(params.get("precision", ["ns"])[0], "n"),
+                              **({"rp": rp} if rp else {})}
                     path, query = "/write", urlencode(mapped)
                 else:
                     query = parsed.query
@@ -146,6 +148,9 @@ class V2WriteBridge:
                 self.send_response(reply.status_code)
                 content = reply.content
                 self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
+                for name in ("X-Influxdb-Version", "X-Influxdb-Build"):   # version detection
+                    if name in reply.headers:
+                        self.send_header(name, reply.headers[name])
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from typing import Callable
 
 from influxdb_client import InfluxDBClient
@@ -26,11 +28,12 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from app.adapters import influx_text as lp
-from app.adapters.influx_status import error_message
+from app.adapters.influx_schema import RESAMPLE, InfluxSchema1x, InfluxSchema2x
+from app.adapters.influx_status import backoff_s, error_message
 from app.adapters.influx_writer import HeldWriter
 from app.adapters.spool import DiskSpool
 from app.errors import DomainError
-from app.services.history import HistoryQuery, HistoryRepository
+from app.services.history import RESOLUTIONS, HistoryQuery, HistoryRepository
 from app.services.store import iso
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,13 @@ READING = "sensor_reading"
 QUERY_TIMEOUT_S = 10.0
 # Formatted tag sets kept for reuse (one per series); bounds the cache.
 MAX_CACHED_SERIES = 50_000
+# A point older than this when it arrives may have missed the 1 min continuous
+# query's window (5 min, run every minute): its rollup buckets are recomputed.
+LATE_AFTER_S = RESAMPLE["1m"].window_s - 60
+# Back-fills of late points run at most this often (each is 3 queries a sensor).
+BACKFILL_INTERVAL_S = 1.0
+# Sensors with late points remembered for back-fill; past this, the oldest wait.
+MAX_BACKFILL_SENSORS = 10_000
 
 
 class HistoryUnavailable(DomainError):
@@ -53,6 +63,7 @@ class InfluxHistory(HistoryRepository):
                  spawn: Callable, sleep: Callable[[float], None], *,
                  batch_lines: int = 5000, flush_interval_s: float = 0.1, gzip: bool = False,
                  retry_max_s: float = 30.0, alert_after_s: float = 60.0,
+                 raw_retention_s: float | None = None, rollup_retention_s: float | None = None,
                  on_failing: Callable[[dict], None] | None = None,
                  on_recovered: Callable[[dict], None] | None = None):
         self.url = url.rstrip("/")
@@ -67,11 +78,49 @@ class InfluxHistory(HistoryRepository):
                                  alert_after_s=alert_after_s, ping=self.client.ping,
                                  on_failing=on_failing, on_recovered=on_recovered)
         self._tag_prefix: dict[tuple, str] = {}
+        self.spawn, self.sleep = spawn, sleep
+        self.raw_retention_s = raw_retention_s
+        self.rollup_retention_s = rollup_retention_s
+        self.schema = None
+        self.schema_state: dict = {"state": "pending", "kind": None, "changes": [], "error": None}
+        self._late: dict[str, list[float]] = {}      # sensor -> [oldest, newest] late point
+        self._last_backfill = 0.0
+        self.backfilled = 0
+        self.writer.after_delivery.append(self._backfill_late)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         self._write_api = self.client.write_api(write_options=SYNCHRONOUS)
         self.writer.start()
+        self.spawn(self._set_up_schema)
+
+    def _set_up_schema(self) -> None:
+        """Retention and rollups, retried in the background until the store answers."""
+        attempt = 0
+        while self.schema is None:
+            try:
+                version = self.client.version()
+                if version.lstrip("v").startswith("2"):
+                    schema = InfluxSchema2x(self.client, self.org, self.bucket,
+                                            self.raw_retention_s, self.rollup_retention_s)
+                else:     # 1.x, 1.8's v2 compatibility, and servers that do not say
+                    schema = InfluxSchema1x(self._statement, self.bucket,
+                                            self.raw_retention_s, self.rollup_retention_s)
+                changes = schema.ensure()
+            except Exception as error:
+                attempt += 1
+                self.schema_state.update(state="retrying", error=str(error)[:300])
+                logger.warning("InfluxDB retention/rollup setup failed (%s); retrying", str(error)[:300])
+                self.sleep(backoff_s(attempt, 1.0, 60.0))
+                continue
+            self.schema = schema
+            self.schema_state.update(state="ready", kind=schema.kind, version=version,
+                                     changes=changes, error=None)
+            if changes:
+                logger.info("InfluxDB %s (%s): %s", schema.kind, version, "; ".join(changes))
+            else:
+                logger.info("InfluxDB %s (%s): retention and rollups already as configured",
+                            schema.kind, version)
 
     def stop(self) -> None:
         """Write (or spool) everything buffered, then close the client."""
@@ -105,6 +154,41 @@ class InfluxHistory(HistoryRepository):
                 extra += f",quality={lp.field_value(str(quality))}"
             lines.append(f"{prefix} value={float(r['value'])!r}{extra} {int(r['ts'] * 1e9)}")
         self.writer.add(lines)
+        self._note_late(records)
+
+    def _note_late(self, records: list[dict]) -> None:
+        """Remember sensors with points the continuous queries will not see (after `add`)."""
+        before = time.time() - LATE_AFTER_S
+        late = self._late
+        for r in records:
+            ts = r["ts"]
+            if ts < before:
+                span = late.get(r["sensor_id"])
+                if span is None:
+                    if len(late) >= MAX_BACKFILL_SENSORS:
+                        continue
+                    late[r["sensor_id"]] = [ts, ts]
+                elif ts < span[0]:
+                    span[0] = ts
+                elif ts > span[1]:
+                    span[1] = ts
+
+    def _backfill_late(self) -> None:
+        """Roll up late points once they are written: recompute only their buckets."""
+        if not self._late or self.schema is None or \
+                time.monotonic() - self._last_backfill < BACKFILL_INTERVAL_S:
+            return
+        self._last_backfill = time.monotonic()
+        late, self._late = self._late, {}
+        for sensor_id, (oldest, newest) in late.items():
+            try:
+                self.schema.backfill(sensor_id, oldest, newest)
+                self.backfilled += 1
+            except Exception as error:   # try again next round
+                span = self._late.setdefault(sensor_id, [oldest, newest])
+                span[0], span[1] = min(span[0], oldest), max(span[1], newest)
+                logger.warning("rollup back-fill for %s failed: %s", sensor_id, str(error)[:200])
+                return
 
     def write_event(self, measurement: str, tags: dict, fields: dict, ts: float) -> None:
         self.writer.add([lp.line(measurement, tags, fields, int(ts * 1e9))])
@@ -125,11 +209,17 @@ class InfluxHistory(HistoryRepository):
                 "written": writer.written, "spooled": spool.pending_points(),
                 "spooled_total": writer.held_total, "spool_bytes": spool.pending_bytes(),
                 "splits": writer.splits, "rejected": rejected,
+                "schema": dict(self.schema_state), "backfills": self.backfilled,
+                "retention": {"raw_s": self.raw_retention_s, "rollup_s": self.rollup_retention_s},
                 "failed": sum(rejected.values()),
                 "last_error": (writer.detail()["last_error"] or {}).get("message")}
 
     # -- reads ---------------------------------------------------------------------
-    def _query(self, text: str) -> list[dict]:
+    def _statement(self, text: str) -> list[dict]:
+        """A setup statement; InfluxQL errors raise (they are not 'no data')."""
+        return self._query(text, strict=True)
+
+    def _query(self, text: str, strict: bool = False) -> list[dict]:
         try:
             reply = self.client.api_client.call_api(
                 "/query", "POST", query_params=[("db", self.bucket), ("q", text), ("epoch", "ns")],
@@ -143,6 +233,8 @@ class InfluxHistory(HistoryRepository):
             logger.warning("history query failed: %s", error)
             raise HistoryUnavailable("the history store is unreachable") from None
         result = json.loads(body).get("results", [{}])[0]
+        if "error" in result and not strict and "retention policy not found" in result["error"]:
+            return []          # a rollup not set up (yet): no rows, the raw tail answers
         if "error" in result:
             raise HistoryUnavailable(f"history query failed: {result['error']}")
         rows = []
@@ -151,7 +243,49 @@ class InfluxHistory(HistoryRepository):
             rows += [dict(zip(columns, values)) for values in series.get("values", [])]
         return rows
 
+    def raw_edge(self, sensor_id: str, now: float) -> float | None:
+        return None if self.raw_retention_s is None else now - self.raw_retention_s
+
+    def _where(self, sensor_id: str, start: float, stop: float) -> str:
+        return (f"{lp.identifier('sensor_id')} = {lp.string_literal(sensor_id)} "
+                f"AND time >= {int(start * 1e9)} AND time < {int(stop * 1e9)}")
+
+    def _source(self, resolution: str) -> str:
+        if resolution == "raw" or self.schema is None:
+            return lp.identifier(READING)
+        return self.schema.source(resolution)
+
+    def _rollup_query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
+        """Rollup buckets, and the newest ones (not rolled up yet) computed from raw points."""
+        width = RESOLUTIONS[query.resolution]
+        start = math.floor(query.start / width) * width      # whole buckets: the first one too
+        rows = []
+        if self.schema is not None:
+            rows = self._query(
+                f'SELECT "mean" AS v, "min" AS lo, "max" AS hi, "count" AS n '
+                f"FROM {self._source(query.resolution)} WHERE {self._where(query.sensor_id, start, query.stop)} "
+                f"ORDER BY time DESC LIMIT {query.limit + 1}")
+        tail_from = rows[0]["time"] / 1e9 if rows else start
+        edge = self.raw_edge(query.sensor_id, time.time())
+        if edge is not None and edge > tail_from:   # no raw there: the rollup's buckets stand
+            tail_from = math.ceil(edge / width) * width
+        tail = []
+        if tail_from < query.stop:
+            value = lp.identifier("value")
+            tail = self._query(
+                f"SELECT mean({value}) AS v, min({value}) AS lo, max({value}) AS hi, count({value}) AS n "
+                f"FROM {self._source('raw')} WHERE {self._where(query.sensor_id, tail_from, query.stop)} "
+                f"GROUP BY time({int(width)}s) fill(none) ORDER BY time DESC LIMIT {query.limit + 1}")
+            rows = [row for row in rows if row["time"] / 1e9 < tail_from]
+        rows = tail + rows                     # newest first
+        capped = len(rows) > query.limit
+        rows = rows[:query.limit][::-1]
+        return [{"t": iso(row["time"] / 1e9), "v": _number(row["v"]), "min": _number(row["lo"]),
+                 "max": _number(row["hi"]), "count": int(row["n"] or 0)} for row in rows], capped
+
     def query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
+        if query.resolution != "raw":
+            return self._rollup_query(query)
         where = (f"{lp.identifier('sensor_id')} = {lp.string_literal(query.sensor_id)} "
                  f"AND time >= {int(query.start * 1e9)} AND time < {int(query.stop * 1e9)}")
         if query.every is None:
@@ -165,12 +299,16 @@ class InfluxHistory(HistoryRepository):
         rows = self._query(text)
         capped = len(rows) > query.limit
         rows = rows[:query.limit][::-1]
-        # InfluxDB's JSON writes large floats as integer literals.
-        return [{"t": iso(row["time"] / 1e9), "v": row["v"] if row["v"] is None or query.fn == "count"
-                 else float(row["v"])} for row in rows], capped
+        return [{"t": iso(row["time"] / 1e9), "v": row["v"] if query.fn == "count" else _number(row["v"])}
+                for row in rows], capped
 
     def events(self, measurement: str, limit: int) -> list[dict]:
         text = f"SELECT * FROM {lp.identifier(measurement)} ORDER BY time DESC LIMIT {int(limit)}"
         rows = self._query(text)
         return [{**{k: v for k, v in row.items() if v is not None and k != "time"},
                  "time": iso(row["time"] / 1e9)} for row in rows]
+
+
+def _number(value):
+    """InfluxDB's JSON writes large floats as integer literals: read them back as floats."""
+    return None if value is None else float(value)

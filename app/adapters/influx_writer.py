@@ -80,7 +80,8 @@ class HeldWriter:
         self.held_total = 0
         self.splits = 0
         self.rejected: Counter[str] = Counter()
-        # Called after lines were delivered (the backfill of late points hangs here).
+        # Called each round in which everything given so far has been delivered
+        # (the rollup back-fill of late points hangs here).
         self.after_delivery: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------
@@ -113,6 +114,12 @@ class HeldWriter:
         """One round: send or hold what is buffered, drain the spool if due, watch the alert."""
         self._move_buffer()
         self._drain()
+        if not self.holding and not self._buffer:
+            for hook in self.after_delivery:     # everything given so far is in the store
+                try:
+                    hook()
+                except Exception:
+                    logger.exception("after-delivery hook failed")
         self._idle_ping()
         self._watch_alert()
 
@@ -261,12 +268,6 @@ class HeldWriter:
             self._failing_since = None
             self._attempt = 0
             self._retry_at = 0.0
-        if not self._buffer and not len(self.spool):
-            for hook in self.after_delivery:
-                try:
-                    hook()
-                except Exception:
-                    logger.exception("after-delivery hook failed")
 
     def _idle_ping(self) -> None:
         if self.ping is None or self.holding:

@@ -5,13 +5,19 @@ work unchanged on a laptop. Memory is bounded in total, whatever senders do:
 each sensor keeps up to POINTS_PER_SENSOR points, but all sensors together at
 most `budget_points` (16 bytes each), so as sensors are added, each one's
 ring shrinks (halving when the sensor count doubles past the budget).
+
+It keeps its own bounded rollups (1 min for a day, 1 h for 35 days, 1 d for
+400 days per sensor, same budget rule), so a month's chart works here too,
+and late points land in their buckets. Raw points that have left the ring
+are answered from the 1 min rollup (`raw_edge`).
 """
 from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
 
-from app.services.history import HistoryQuery, HistoryRepository, bucket_start
+from app.adapters.memory_rollup import RollupRing
+from app.services.history import RESOLUTIONS, HistoryQuery, HistoryRepository, bucket_start
 from app.services.ring import PointRing
 from app.services.store import iso
 
@@ -21,6 +27,11 @@ POINTS_PER_SENSOR = 4_320
 # keep their full 6 hours; 20,000 sensors keep 200 points each.
 BUDGET_POINTS = 4_000_000
 EVENTS_PER_MEASUREMENT = 2_000
+# Buckets kept per sensor and resolution: a day of minutes, 35 days of hours
+# (a 30-day chart), 400 days. 56 bytes a bucket: 150 kB a sensor ...
+ROLLUP_BUCKETS = {"1m": 1_440, "1h": 840, "1d": 400}
+# ... and 1 million buckets (56 MB) in all; past that each sensor's rings halve.
+ROLLUP_BUDGET = 1_000_000
 
 _AGGREGATE = {
     "mean": lambda values: sum(values) / len(values),
@@ -34,11 +45,15 @@ _AGGREGATE = {
 class MemoryHistory(HistoryRepository):
     name = "memory"
 
-    def __init__(self, points_per_sensor: int = POINTS_PER_SENSOR, budget_points: int = BUDGET_POINTS):
+    def __init__(self, points_per_sensor: int = POINTS_PER_SENSOR, budget_points: int = BUDGET_POINTS,
+                 rollup_buckets: dict[str, int] | None = None, rollup_budget: int = ROLLUP_BUDGET):
         self._lock = threading.Lock()
         self.budget_points = budget_points
         self.ring_size = points_per_sensor
         self._points: dict[str, PointRing] = {}
+        self.rollup_buckets = dict(rollup_buckets or ROLLUP_BUCKETS)
+        self.rollup_budget = rollup_budget
+        self._rollups: dict[str, dict[str, RollupRing]] = {}
         self._events: dict[str, deque] = defaultdict(lambda: deque(maxlen=EVENTS_PER_MEASUREMENT))
         self.written = 0
 
@@ -46,10 +61,14 @@ class MemoryHistory(HistoryRepository):
         with self._lock:
             points = self._points
             for record in records:
-                ring = points.get(record["sensor_id"])
+                sid, ts, value = record["sensor_id"], record["ts"], record["value"]
+                ring = points.get(sid)
                 if ring is None:
-                    ring = self._new_ring(record["sensor_id"])
-                ring.append(record["ts"], record["value"])
+                    ring = self._new_ring(sid)
+                    points = self._points
+                ring.append(ts, value)
+                for rollup in self._rollups[sid].values():
+                    rollup.add(ts, value)
             self.written += len(records)
 
     def _new_ring(self, sensor_id: str) -> PointRing:
@@ -57,6 +76,12 @@ class MemoryHistory(HistoryRepository):
             self.ring_size = max(1, self.ring_size // 2)
             self._points = {sid: ring.resized(self.ring_size) for sid, ring in self._points.items()}
         ring = self._points[sensor_id] = PointRing(self.ring_size)
+        if len(self._points) * sum(self.rollup_buckets.values()) > self.rollup_budget:
+            self.rollup_buckets = {name: max(1, size // 2) for name, size in self.rollup_buckets.items()}
+            self._rollups = {sid: {name: ring_.resized(self.rollup_buckets[name]) for name, ring_ in rings.items()}
+                             for sid, rings in self._rollups.items()}
+        self._rollups[sensor_id] = {name: RollupRing(RESOLUTIONS[name], size)
+                                    for name, size in self.rollup_buckets.items()}
         return ring
 
     def write_event(self, measurement: str, tags: dict, fields: dict, ts: float) -> None:
@@ -69,6 +94,8 @@ class MemoryHistory(HistoryRepository):
         return items[::-1][:limit]
 
     def query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
+        if query.resolution != "raw":
+            return self._rollup_query(query)
         with self._lock:
             ring = self._points.get(query.sensor_id)
             series = ring.points() if ring else []
@@ -85,6 +112,23 @@ class MemoryHistory(HistoryRepository):
         capped = len(rows) > query.limit
         rows = rows[-query.limit:] if capped else rows
         return [{"t": iso(ts), "v": value} for ts, value in rows], capped
+
+    def _rollup_query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
+        with self._lock:
+            ring = self._rollups.get(query.sensor_id, {}).get(query.resolution)
+            rows = ring.rows(query.start, query.stop) if ring else []
+        capped = len(rows) > query.limit
+        rows = rows[-query.limit:] if capped else rows
+        return [{"t": iso(t), "v": mean, "min": low, "max": high, "count": count}
+                for t, mean, low, high, count, _ in rows], capped
+
+    def raw_edge(self, sensor_id: str, now: float) -> float | None:
+        """Once a sensor's ring is full, older raw points are gone: the 1 min rollup answers."""
+        with self._lock:
+            ring = self._points.get(sensor_id)
+            if ring is None or len(ring) < ring.capacity:
+                return None
+            return min(ts for ts, _ in ring.points())
 
     def health(self) -> str:
         return "ok"

@@ -11,7 +11,7 @@ from app.api.schemas import (PlanResponse, DecisionList, Forecast, Health, Histo
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
 from app.errors import InvalidInput, NotFound
 from app.models import ErrorEnvelope
-from app.services.history import build_query
+from app.services.history import build_query, read_history
 
 bp = Blueprint("read", __name__)
 # Reads need a viewer token only when VIEWER_TOKENS is set: `{}` says "or none".
@@ -59,11 +59,13 @@ def latest(sensor_id: str):
           tags=["read"], security=VIEWER)
 @require_viewer
 def history(sensor_id: str):
-    """History of one sensor, raw or aggregated."""
+    """History of one sensor: raw or a rollup chosen from the range, with min/max bands."""
     runtime = services()
-    query = build_query(sensor_id, request.args, runtime.clock())
-    points, capped = runtime.history.query(query)
-    return jsonify(sensor_id=sensor_id, points=points, capped=capped,
+    now = runtime.clock()
+    query = build_query(sensor_id, request.args, now)
+    answer = read_history(runtime.history, query, now)
+    return jsonify(sensor_id=sensor_id, resolution=answer["resolution"], segments=answer["segments"],
+                   points=answer["points"], capped=answer["capped"],
                    every=request.args.get("every"), fn=query.fn)
 
 

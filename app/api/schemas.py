@@ -80,13 +80,29 @@ class LatestMissing(Open):
 class HistoryParams(BaseModel):
     start: str = Field("-1h", description="now, a relative time like -1h, or ISO 8601")
     stop: str = Field("now", description="now, a relative time like -5m, or ISO 8601")
-    every: str | None = Field(None, description="bucket width, e.g. 1m; raw points when absent")
+    every: str | None = Field(None, description="ad-hoc bucket width over raw points, e.g. 5m")
     fn: Literal["mean", "min", "max", "last", "count"] | None = None
+    resolution: Literal["raw", "1m", "1h", "1d"] | None = Field(
+        None, description="raw or a rollup; by default raw up to 6 h, 1m up to 7 d, 1h up to 180 d, 1d beyond")
+
+
+class HistoryPoint(Point):
+    min: float | None = Field(None, description="rollups: lowest value in the bucket")
+    max: float | None = Field(None, description="rollups: highest value in the bucket")
+    count: int | None = Field(None, description="rollups: readings in the bucket")
+
+
+class HistorySegment(Open):
+    resolution: str
+    start: str
+    stop: str
 
 
 class HistoryResponse(Open):
     sensor_id: str
-    points: list[Point]
+    resolution: str = Field(description="raw, 1m, 1h or 1d: what answered (v is the mean for rollups)")
+    segments: list[HistorySegment] = Field(description="which resolution answered which part of the range")
+    points: list[HistoryPoint]
     capped: bool
 
 

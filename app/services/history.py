@@ -11,10 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from app.errors import InvalidInput
+from app.services.store import iso
 
 AGGREGATES = ("mean", "min", "max", "last", "count")
 # Most points one history query returns; the answer says when it was capped.
-MAX_HISTORY_POINTS = 10_000
+# A week of 1-minute buckets (10,080) fits.
+MAX_HISTORY_POINTS = 11_000
+
+# Resolutions: raw points, and rollups keeping mean/min/max/count/last per bucket.
+RESOLUTIONS = {"raw": None, "1m": 60.0, "1h": 3600.0, "1d": 86400.0}
+ROLLUPS = ("1m", "1h", "1d")
+# Widest range each resolution answers when the caller does not choose:
+# raw up to 6 h, 1 min up to 7 d, 1 h up to 180 d, 1 d beyond.
+AUTO_RESOLUTION = ((6 * 3600, "raw"), (7 * 86400, "1m"), (180 * 86400, "1h"))
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -25,9 +34,31 @@ class HistoryQuery:
     sensor_id: str
     start: float          # epoch seconds
     stop: float
-    every: float | None   # bucket width in seconds, or None for raw points
+    every: float | None   # bucket width in seconds for an ad-hoc aggregate of raw points
     fn: str | None
     limit: int = MAX_HISTORY_POINTS
+    resolution: str = "raw"   # raw, or a rollup: points then carry v (mean), min, max, count
+
+    def part(self, start: float, stop: float, resolution: str) -> "HistoryQuery":
+        return HistoryQuery(self.sensor_id, start, stop, self.every, self.fn, self.limit, resolution)
+
+
+def pick_resolution(start: float, stop: float, asked: str | None = None) -> str:
+    if asked:
+        if asked not in RESOLUTIONS:
+            raise InvalidInput("bad resolution", [{"field": "resolution", "message":
+                               f"resolution must be one of {', '.join(RESOLUTIONS)}"}])
+        return asked
+    span = stop - start
+    return next((name for widest, name in AUTO_RESOLUTION if span <= widest), "1d")
+
+
+def parse_retention(text: str) -> float | None:
+    """`90d`, `104w`, `12h` as seconds; `0` or `inf` means forever (None)."""
+    text = str(text).strip().lower()
+    if text in ("0", "inf", ""):
+        return None
+    return parse_duration(text)
 
 
 def parse_duration(text: str) -> float:
@@ -73,7 +104,31 @@ def build_query(sensor_id: str, args: dict, now: float) -> HistoryQuery:
         fn = "mean"
     if fn is not None and every is None:
         raise InvalidInput("fn needs every", [{"field": "every", "message": "fn needs a bucket width in every"}])
-    return HistoryQuery(sensor_id, start, stop, every, fn)
+    resolution = "raw" if every is not None else pick_resolution(start, stop, args.get("resolution"))
+    return HistoryQuery(sensor_id, start, stop, every, fn, resolution=resolution)
+
+
+def read_history(repository: "HistoryRepository", query: HistoryQuery, now: float) -> dict:
+    """Points at the query's resolution; raw older than the store keeps comes from the 1 min rollup.
+
+    Returns `{"points", "capped", "resolution", "segments"}`; `segments` says
+    which resolution answered which part of the range, so a stitched answer
+    is never mistaken for raw data.
+    """
+    edge = repository.raw_edge(query.sensor_id, now) if query.resolution == "raw" else None
+    if edge is None or edge <= query.start:
+        points, capped = repository.query(query)
+        segments = [{"resolution": query.resolution, "start": iso(query.start), "stop": iso(query.stop)}]
+    else:
+        edge = min(edge, query.stop)
+        older, capped_old = repository.query(query.part(query.start, edge, "1m"))
+        newer, capped_new = repository.query(query.part(edge, query.stop, "raw")) \
+            if edge < query.stop else ([], False)
+        points, capped = older + newer, capped_old or capped_new
+        segments = [{"resolution": "1m", "start": iso(query.start), "stop": iso(edge)}]
+        if edge < query.stop:
+            segments.append({"resolution": "raw", "start": iso(edge), "stop": iso(query.stop)})
+    return {"points": points, "capped": capped, "resolution": query.resolution, "segments": segments}
 
 
 def bucket_start(ts: float, every: float) -> float:
@@ -101,7 +156,12 @@ class HistoryRepository(ABC):
 
     @abstractmethod
     def query(self, query: HistoryQuery) -> tuple[list[dict], bool]:
-        """Points `[{"t": ISO, "v": number}]` and whether the result was capped."""
+        """Points `[{"t": ISO, "v": number}]` (rollups add `min`, `max`, `count`), oldest
+        first, and whether the result was capped (the newest `limit` are kept)."""
+
+    def raw_edge(self, sensor_id: str, now: float) -> float | None:
+        """Time before which raw points of this sensor are no longer kept; None: all kept."""
+        return None
 
     @abstractmethod
     def events(self, measurement: str, limit: int) -> list[dict]:

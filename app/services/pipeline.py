@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidInput
-from app.models import Reading
+from app.models import MAX_FUTURE_S, Reading
 from app.services.fusion import SENSOR
 from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
@@ -59,8 +59,9 @@ class IngestPipeline:
     def __init__(self, store: DataStore, history: HistoryRepository,
                  broadcast: Callable[[list[dict]], None], metrics: Metrics,
                  registry: SensorDefaults | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, max_clock_skew_s: float = MAX_FUTURE_S):
         self.store = store
+        self.max_clock_skew_s = max_clock_skew_s   # readings further ahead are refused
         self.history = history
         self.broadcast = broadcast
         self.metrics = metrics
@@ -95,7 +96,8 @@ class IngestPipeline:
         try:
             now = self.clock()
             try:
-                readings = _READINGS.validate_python(items, context={"now": now})
+                readings = _READINGS.validate_python(
+                    items, context={"now": now, "max_skew_s": self.max_clock_skew_s})
             except ValidationError as error:
                 raise InvalidInput(
                     "invalid readings in batch" if batch else "invalid reading",

@@ -68,10 +68,12 @@ class DataStore:
         """Store validated readings (dicts with `sensor_id`, `value`, `ts`, `source`).
 
         Returns the records that became the live value (see app.services.fusion):
-        all of them, unless an external source reports on the same sensor.
+        all of them, unless an external source reports on the same sensor or a
+        reading is older than its sensor's live one (a back-fill: history only).
         """
         now = self.clock()
         fused = False
+        late: set[int] = set()
         with self._lock:
             latest, received, recent = self._latest, self._received, self._recent
             candidates = self._candidates
@@ -82,17 +84,22 @@ class DataStore:
                     fused = True
                     self._put_fused(record, source, now)
                     continue
+                current = latest.get(sid)
+                # A late (back-filled) reading goes to history only: it never moves
+                # the live value, its recent points or its freshness backwards.
+                if current is not None and record["ts"] < current["ts"]:
+                    late.add(id(record))
+                    continue
                 ring = recent.get(sid)
                 if ring is None:
                     ring = recent[sid] = PointRing(self.recent_points)
                 ring.append(record["ts"], record["value"])
-                current = latest.get(sid)
-                # A late (replayed) reading joins the ring but never hides a newer one.
-                if current is None or record["ts"] >= current["ts"]:
-                    latest[sid] = record
-                    received[sid] = now
-        if not fused:
+                latest[sid] = record
+                received[sid] = now
+        if not fused and not late:
             return records
+        if not fused:
+            return [r for r in records if id(r) not in late]
         return [r for r in records if self._latest.get(r["sensor_id"]) is r]
 
     def _put_fused(self, record: dict, source: str, now: float) -> None:
