@@ -216,7 +216,8 @@ class InfluxHistory(HistoryRepository):
 
     # -- reads ---------------------------------------------------------------------
     def _statement(self, text: str) -> list[dict]:
-        """A setup statement; InfluxQL errors raise (they are not 'no data')."""
+        """A setup statement; InfluxQL errors raise (they are not 'no data').
+        Rows carry their series' name in `_series` (SHOW CONTINUOUS QUERIES: the database)."""
         return self._query(text, strict=True)
 
     def _query(self, text: str, strict: bool = False) -> list[dict]:
@@ -240,7 +241,8 @@ class InfluxHistory(HistoryRepository):
         rows = []
         for series in result.get("series", []):
             columns = series["columns"]
-            rows += [dict(zip(columns, values)) for values in series.get("values", [])]
+            rows += [{**dict(zip(columns, values)), "_series": series.get("name")} if strict
+                     else dict(zip(columns, values)) for values in series.get("values", [])]
         return rows
 
     def raw_edge(self, sensor_id: str, now: float) -> float | None:
@@ -262,7 +264,7 @@ class InfluxHistory(HistoryRepository):
         rows = []
         if self.schema is not None:
             rows = self._query(
-                f'SELECT "mean" AS v, "min" AS lo, "max" AS hi, "count" AS n '
+                f'SELECT {lp.identifier(query.fn or "mean")} AS v, "min" AS lo, "max" AS hi, "count" AS n '
                 f"FROM {self._source(query.resolution)} WHERE {self._where(query.sensor_id, start, query.stop)} "
                 f"ORDER BY time DESC LIMIT {query.limit + 1}")
         tail_from = rows[0]["time"] / 1e9 if rows else start
@@ -273,7 +275,8 @@ class InfluxHistory(HistoryRepository):
         if tail_from < query.stop:
             value = lp.identifier("value")
             tail = self._query(
-                f"SELECT mean({value}) AS v, min({value}) AS lo, max({value}) AS hi, count({value}) AS n "
+                f"SELECT {query.fn or 'mean'}({value}) AS v, min({value}) AS lo, max({value}) AS hi, "
+                f"count({value}) AS n "
                 f"FROM {self._source('raw')} WHERE {self._where(query.sensor_id, tail_from, query.stop)} "
                 f"GROUP BY time({int(width)}s) fill(none) ORDER BY time DESC LIMIT {query.limit + 1}")
             rows = [row for row in rows if row["time"] / 1e9 < tail_from]

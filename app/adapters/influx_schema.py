@@ -159,7 +159,7 @@ class InfluxSchema1x:
                 self.query(f"ALTER RETENTION POLICY {lp.identifier(name)} ON {d} DURATION {duration}")
                 changes.append(f"retention of {name} set to {duration}")
         existing = {row["name"]: row["query"] for row in self.query("SHOW CONTINUOUS QUERIES")
-                    if "name" in row and "query" in row}
+                    if row.get("_series") == self.db and "name" in row and "query" in row}
         for resolution in ROLLUPS:
             name, wanted = cq_name(resolution), continuous_query(self.db, default, resolution)
             if name in existing and _normal(existing[name]) == _normal(wanted):

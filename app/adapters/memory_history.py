@@ -119,8 +119,9 @@ class MemoryHistory(HistoryRepository):
             rows = ring.rows(query.start, query.stop) if ring else []
         capped = len(rows) > query.limit
         rows = rows[-query.limit:] if capped else rows
-        return [{"t": iso(t), "v": mean, "min": low, "max": high, "count": count}
-                for t, mean, low, high, count, _ in rows], capped
+        pick = {"mean": 1, "min": 2, "max": 3, "count": 4, "last": 5}[query.fn or "mean"]
+        return [{"t": iso(row[0]), "v": row[pick], "min": row[2], "max": row[3], "count": row[4]}
+                for row in rows], capped
 
     def raw_edge(self, sensor_id: str, now: float) -> float | None:
         """Once a sensor's ring is full, older raw points are gone: the 1 min rollup answers."""

@@ -104,6 +104,10 @@ def build_query(sensor_id: str, args: dict, now: float) -> HistoryQuery:
         fn = "mean"
     if fn is not None and every is None:
         raise InvalidInput("fn needs every", [{"field": "every", "message": "fn needs a bucket width in every"}])
+    rollup = next((name for name, width in RESOLUTIONS.items() if width and width == every), None)
+    if rollup is not None and not args.get("resolution"):
+        # Buckets of a rollup's width come from that rollup (v is the fn of each bucket).
+        return HistoryQuery(sensor_id, start, stop, None, fn, resolution=rollup)
     resolution = "raw" if every is not None else pick_resolution(start, stop, args.get("resolution"))
     return HistoryQuery(sensor_id, start, stop, every, fn, resolution=resolution)
 

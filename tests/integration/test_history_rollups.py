@@ -21,9 +21,16 @@ def schema(server) -> dict:
     return requests.get(server.url + "/api/status", timeout=5).json()["history"]["schema"]
 
 
+def continuous_queries(influx, db) -> list[dict]:
+    """This database's continuous queries (SHOW lists every database's, one series each)."""
+    reply = requests.post(influx.url + "/query", params={"q": "SHOW CONTINUOUS QUERIES"}, timeout=10).json()
+    series = [s for s in reply["results"][0].get("series", []) if s["name"] == db]
+    return [dict(zip(s["columns"], v)) for s in series for v in s.get("values", [])]
+
+
 def layout(influx, db) -> tuple:
     policies = influx.query(db, f'SHOW RETENTION POLICIES ON "{db}"')
-    queries = [row for row in influx.query(db, "SHOW CONTINUOUS QUERIES") if row.get("name", "").startswith("bhs_")]
+    queries = [row for row in continuous_queries(influx, db) if row["name"].startswith("bhs_")]
     return (sorted((p["name"], p["duration"], p["default"]) for p in policies),
             sorted((q["name"], q["query"]) for q in queries))
 
@@ -51,7 +58,7 @@ def test_rollups_are_set_up_once_and_a_second_start_changes_nothing(start_server
     second = wait_for(lambda: schema(again), lambda s: s["state"] == "ready")
     assert second["changes"] == []
     assert layout(influx, db) == (policies, queries)
-    assert any(q["name"] == "user_cq" for q in influx.query(db, "SHOW CONTINUOUS QUERIES"))
+    assert any(q["name"] == "user_cq" for q in continuous_queries(influx, db))
     again.stop()
 
     changed = start_server(**env, RAW_RETENTION="30d", ROLLUP_RETENTION="0")

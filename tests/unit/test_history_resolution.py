@@ -68,3 +68,12 @@ def test_raw_older_than_the_ring_is_stitched_from_the_minute_rollup():
     raw = [p for p in answer["points"] if "count" not in p]
     assert len(raw) == 60 and sum(p["count"] for p in rolled) == 120
     assert [p["t"] for p in answer["points"]] == sorted(p["t"] for p in answer["points"])
+
+
+def test_buckets_of_a_rollup_width_come_from_the_rollup():
+    from app.services.history import build_query
+    hourly = build_query("s", {"start": "-30d", "every": "1h", "fn": "max"}, now=100 * D)
+    assert hourly.resolution == "1h" and hourly.every is None and hourly.fn == "max"
+    odd = build_query("s", {"start": "-1d", "every": "15m", "fn": "mean"}, now=100 * D)
+    assert odd.resolution == "raw" and odd.every == 900
+    assert build_query("s", {"start": "-30d"}, now=100 * D).resolution == "1h"
