@@ -76,7 +76,9 @@ def measure(url: str, pid: int, rate: int, clients: int, seconds: float = SECOND
             "p50": percentile(values, 0.50), "p95": percentile(values, 0.95),
             "p99": percentile(values, 0.99), "max": max(values) if values else float("nan"),
             "cpu_ms_per_reading": 1000 * cpu / sent if sent else float("nan"),
-            "cpu_share": cpu / seconds, "load_average": (load_before + os.getloadavg()[0]) / 2}
+            "cpu_share": cpu / seconds, "load_average": (load_before + os.getloadavg()[0]) / 2,
+            # Senders' and probes' own CPU per reading: what the harness costs the shared cores.
+            "harness_cpu_ms_per_reading": 1000 * (senders.cpu_s + probes.cpu_s) / sent if sent else float("nan")}
 
 
 def ours(rate: int, clients: int, interval_ms: int = 50, leading_edge: bool = True,

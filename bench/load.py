@@ -70,7 +70,7 @@ def _sender(url: str, rate: float, seconds: float, threads: int, prefix: str, st
         w.start()
     for w in workers:
         w.join()
-    sent.put(sum(counts))
+    sent.put((sum(counts), time.process_time()))
 
 
 class Senders:
@@ -89,10 +89,11 @@ class Senders:
             proc.start()
 
     def join(self) -> int:
-        total = sum(self.sent.get(timeout=self.seconds + 60) for _ in self.procs)
+        reports = [self.sent.get(timeout=self.seconds + 60) for _ in self.procs]
         for proc in self.procs:
             proc.join(timeout=10)
-        return total
+        self.cpu_s = sum(cpu for _, cpu in reports)   # the senders' own CPU: the harness's cost
+        return sum(count for count, _ in reports)
 
 
 # -- probes --------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results
             buffers[sock] = buf
     for sock in buffers:
         sock.close()
-    results.put(latencies)
+    results.put((latencies, time.process_time()))
 
 
 class ProbePool:
@@ -183,7 +184,7 @@ class ProbePool:
         self.connected = self.ready.get(timeout=60)
 
     def latencies(self) -> list[float]:
-        values = self.results.get(timeout=120)
+        values, self.cpu_s = self.results.get(timeout=120)
         self.proc.join(timeout=10)
         return values
 

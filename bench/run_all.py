@@ -107,6 +107,7 @@ def latency_rows(table: Table, mode: str, influx: Influx, interval_ms: int, repe
         table.add(f"latency p99, {rate}/s to {audience} clients", ours, "ms", goal, "lower", ceiling, mode=mode,
                   detail=f"p50 {statistics.median(r['ours']['p50'] for r in runs):.0f} ms, "
                          f"{statistics.median(r['ours']['cpu_ms_per_reading'] for r in runs):.2f} ms CPU/reading, "
+                         f"harness {last['harness_cpu_ms_per_reading']:.2f} ms CPU/reading, "
                          f"tick late p99 {late} ms, load {last['load_average']:.1f}",
                   method=f"POST to receipt, {interval_ms} ms frames, leading edge; median of {repeats}; "
                          "ceiling: bare Flask-SocketIO relay, same mode and interval")
