@@ -89,7 +89,10 @@ class Settings(BaseSettings):
     stale_after_s: float = 300.0
 
     # Live broadcasting.
-    broadcast_interval_ms: int = 50
+    # 25, not the contract's first 50: at a steady rate every reading waits up
+    # to one interval for its frame, so 50 puts p99 over 50 ms by construction;
+    # 25 costs no measurable CPU per reading at 50 clients (README, Benchmarks).
+    broadcast_interval_ms: int = 25
     # Send the first change after a quiet interval at once (true), or let every
     # frame wait a full interval (false: a plain tick, for comparison).
     broadcast_leading_edge: bool = True
