@@ -155,6 +155,7 @@ def _build_devices(settings: Settings, network: Network, pipeline: IngestPipelin
                               spawn=spawn, sleep=sleep)
     book = CommandBook(repository, registry, on_change=lambda command: broadcast("command_update", command),
                        expiry_s=settings.command_expiry_s, spawn=spawn, sleep=sleep)
+    registry.on_back = book.resend   # a device heard from again gets its open commands
     telemetry = TelemetryService(registry, pipeline.ingest, time.time)
     if mqtt_link is not None:
         from urllib.parse import unquote, urlparse

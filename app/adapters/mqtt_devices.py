@@ -41,11 +41,23 @@ class MqttDevices:
         link.route(RESPONSE_FILTER, self._on_response)
         link.guard = self.guard
         link.on_connected.append(self._on_connected)
+        self._presence_listener = link.on_presence
+        link.on_presence = self._on_presence
         book.transport = self
 
     # -- the command transport ------------------------------------------------------
     def send_command(self, device_id: str, message: dict) -> bool:
+        if self.link.devices.get(device_id, {}).get("state") == "offline":
+            return False   # its last will said it is gone: kept queued until it is back
         return self.link.send(request_topic(device_id, message["id"]), json.dumps(message), qos=1)
+
+    def _on_presence(self, device_id: str, state: str, news: bool) -> None:
+        """`{prefix}/status/<id>`: a registered device back online gets its open commands."""
+        self._presence_listener(device_id, state, news)
+        if state == "online" and self.registry.find(device_id) is not None:
+            sent = self.book.resend(device_id)
+            if sent:
+                logger.info("MQTT: device %s is back; %d open command(s) sent again", device_id, sent)
 
     def _on_connected(self) -> None:
         sent = self.book.resend()

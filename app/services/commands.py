@@ -11,8 +11,12 @@ from abc import ABC, abstractmethod
 
 class CommandPublisher(ABC):
     @abstractmethod
-    def publish(self, target: str, command: dict) -> None:
-        """Send the desired state of `target`. Must not block on I/O."""
+    def publish(self, target: str, command: dict) -> dict | None:
+        """Send the desired state of `target`. Must not block on I/O.
+
+        Returns what the control became when that is a tracked command to a
+        registered device (`{"id", "device_id", "state"}`), else None.
+        """
 
     def health(self) -> str:
         return "disabled"

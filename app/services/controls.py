@@ -115,9 +115,11 @@ class ControlService:
             {"value": str(value), "reason": request.reason or "", "result": "applied",
              "source_ip": source_ip or ""}, self.clock())
         if request.action not in LOCAL_ACTIONS:
-            self.commands.publish(request.target or "mode", {
+            delivery = self.commands.publish(request.target or "mode", {
                 "action": request.action, "target": request.target, "value": value,
                 "id": control["id"], "timestamp": control["timestamp"]})
+            if delivery:   # a registered device's command: which one, and its state
+                control["command"] = delivery
         public = {k: v for k, v in control.items() if k != "source_ip"}
         self.broadcast("control_update", public)
         return public

@@ -14,7 +14,10 @@ or fetched by the device's HTTP poll. The device answers `{"status":
 and reported to `on_change` (pushed on /live as `command_update`).
 Open commands are read back at start-up; queued and sent ones are sent
 again once a transport is there (the broker connection, or the device's
-next poll), with a fresh timeout.
+next poll), with a fresh timeout, and again when the device is back (its
+presence says `online`, or it is heard from after being offline). A
+transport may refuse a command for now (the device's last will said it is
+offline): it then stays queued until the device is back or it expires.
 """
 from __future__ import annotations
 
@@ -156,6 +159,7 @@ class CommandBook:
 
     def poll(self, device: Device, wait_s: float) -> list[dict]:
         """An HTTP device asks for its commands; waits up to wait_s for one."""
+        self.registry.heard(device)
         deadline = self.clock() + min(max(wait_s, 0.0), MAX_POLL_S)
         while True:
             with self._lock:
@@ -174,6 +178,13 @@ class CommandBook:
             raise InvalidInput("invalid answer", [{"field": "status", "message":
                                "one of delivered, successful, failed"}])
         status = body["status"]
+        try:
+            return self._answer(device, command_id, status, body)
+        finally:
+            # After the transition, so an answered command is not sent again.
+            self.registry.heard(device)
+
+    def _answer(self, device: Device, command_id: str, status: str, body: dict) -> dict:
         with self._lock:
             command = self._open.get(command_id)
             if command is None or command["device_id"] != device.id:
@@ -236,12 +247,12 @@ class DeviceCommandRouter(CommandPublisher):
         self.registry = registry
         self.book = book
 
-    def publish(self, target: str, command: dict) -> None:
+    def publish(self, target: str, command: dict) -> dict | None:
         device = self.registry.device_for_target(command.get("target") or target)
         if device is None:
-            self.inner.publish(target, command)
-            return
-        self.book.create(device, command)
+            return self.inner.publish(target, command)
+        created = self.book.create(device, command)
+        return {"id": created["id"], "device_id": created["device_id"], "state": created["state"]}
 
     def health(self) -> str:
         return self.inner.health()

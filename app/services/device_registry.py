@@ -64,6 +64,9 @@ class DeviceRegistry:
         self.default_timeout_s = default_timeout_s
         self.offline_after_s = offline_after_s
         self.on_change = on_change
+        # Called with a device's id when it is heard from after being offline or never
+        # seen: its open commands go out again (set by the composition root).
+        self.on_back: Callable[[str], None] = lambda device_id: None
         self.clock = clock
         self.spawn, self.sleep = spawn, sleep
         self._lock = threading.RLock()
@@ -315,6 +318,28 @@ class DeviceRegistry:
             self._dirty.add(device.id)
         if changed:
             self.on_change(self.view(current))
+        if not was_online:
+            self._back(device.id)
+
+    def heard(self, device: Device) -> None:
+        """The device spoke without telemetry (polled for commands, answered one): it is online."""
+        now = self.clock()
+        with self._lock:
+            current = self._by_id.get(device.id)
+            if current is None:
+                return
+            was_online = self._online(current, now)
+            current.last_seen = now
+            self._dirty.add(device.id)
+        if not was_online:
+            self.on_change(self.view(current))
+            self._back(device.id)
+
+    def _back(self, device_id: str) -> None:
+        try:
+            self.on_back(device_id)
+        except Exception:   # a listener must not lose the device's telemetry
+            logger.exception("re-sending commands to %s failed", device_id)
 
     def _online(self, device: Device, now: float) -> bool:
         return device.last_seen is not None and now - device.last_seen <= self.offline_after_s

@@ -32,6 +32,8 @@ class FieldDevice:
         self.client.on_connect = lambda c, u, f, rc, p=None: self.connects.append(str(rc))
         self.client.on_disconnect = lambda c, u, f, rc, p=None: self.disconnected.set()
         self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.client.reconnect_delay_set(30, 60)     # no quick retry: a refusal stays visible
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
@@ -49,6 +51,7 @@ class FieldDevice:
 
     def listen(self):
         self.client.subscribe(f"v1/devices/{self.device_id}/rpc/request/+", qos=1)
+        assert self.subscribed.wait(5)
 
     def publish(self, topic, body):
         self.client.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
@@ -61,9 +64,9 @@ class FieldDevice:
         self.client.disconnect()
 
 
-def dynsec_server(start_server, broker, name):
+def dynsec_server(start_server, broker, name, **env):
     server = start_server(MQTT_URL=broker.url, MQTT_DYNSEC="on", MQTT_CLIENT_ID=f"bhs-{name}",
-                          ADMIN_TOKENS=ADMIN_TOKEN)
+                          ADMIN_TOKENS=ADMIN_TOKEN, **env)
     wait_for(lambda: requests.get(server.url + "/api/status").json()["mqtt"],
              lambda s: s["state"] == "connected" and s["dynsec"]["ready"])
     return server
@@ -160,13 +163,17 @@ def test_commands_over_mqtt_succeed_with_an_answering_device_and_time_out_with_a
         good.listen()
         quiet.listen()
         wait_for(lambda: requests.get(server.url + "/api/health").json()["services"]["mqtt"], lambda s: s == "ok")
+        became = {}
         for action, target, value in (("set_valve", valve, 30), ("set_pump", pumps[0], "off")):
             reply = requests.post(server.url + "/api/control", headers=OPERATOR, timeout=5,
                                   json={"action": action, "target": target, "value": value})
             assert reply.status_code == 200, reply.text
+            became[target] = reply.json()["control"]["command"]
+        assert became[valve]["device_id"] == "valve-mq" and became[valve]["state"] == "sent"
         done = wait_for(lambda: commands(server, device_id="valve-mq"),
                         lambda c: c and c[0]["state"] == "successful")[0]
         assert [h["state"] for h in done["history"]] == ["queued", "sent", "delivered", "successful"]
+        assert done["id"] == became[valve]["id"]
         assert good.requests[0]["method"] == "set_valve" and good.requests[0]["params"]["value"] == 30
         timed_out = wait_for(lambda: commands(server, device_id="pump-mq"),
                              lambda c: c and c[0]["state"] == "timeout")[0]
@@ -175,3 +182,45 @@ def test_commands_over_mqtt_succeed_with_an_answering_device_and_time_out_with_a
     finally:
         good.close()
         quiet.close()
+
+
+def test_a_command_sent_over_mqtt_across_a_server_restart_is_sent_again_and_delivered(
+        start_server, dynsec_broker, tmp_path):
+    instance = str(tmp_path / "kept-instance")
+    server = dynsec_server(start_server, dynsec_broker, "restart", INSTANCE_DIR=instance)
+    valve = a_valve(server)
+    token = provision(server, id="late-valve", name="Late valve", kind="valve_controller",
+                      actuators=[valve])["token"]
+    # The device is not connected: the command is handed to the broker and goes nowhere.
+    reply = requests.post(server.url + "/api/control", headers=OPERATOR, timeout=5,
+                          json={"action": "set_valve", "target": valve, "value": 55})
+    command = reply.json()["control"]["command"]
+    assert command["state"] == "sent"
+    server.stop()
+    device = FieldDevice(dynsec_broker, "late-valve", token,
+                         answer=lambda c: [{"status": "delivered"}, {"status": "successful"}])
+    try:
+        device.listen()                    # back, while the server is down
+        again = dynsec_server(start_server, dynsec_broker, "restart", INSTANCE_DIR=instance)
+        done = wait_for(lambda: commands(again, device_id="late-valve"),
+                        lambda c: c and c[0]["state"] == "successful")[0]
+        assert done["id"] == command["id"] and done["attempts"] == 2
+        assert [h["state"] for h in done["history"]] == ["queued", "sent", "delivered", "successful"]
+        assert [r["id"] for r in device.requests] == [command["id"]]
+        assert device.requests[0]["params"] == {"target": valve, "value": 55.0}
+
+        # Its presence says offline (its last will): a command waits queued, and goes
+        # out when the device says it is back online.
+        device.client.publish("water/status/late-valve", "offline", qos=1, retain=True).wait_for_publish(5)
+        wait_for(lambda: requests.get(again.url + "/api/status").json()["mqtt"]["devices"],
+                 lambda d: d.get("late-valve", {}).get("state") == "offline")
+        reply = requests.post(again.url + "/api/control", headers=OPERATOR, timeout=5,
+                              json={"action": "set_valve", "target": valve, "value": 20})
+        held = reply.json()["control"]["command"]
+        assert held["state"] == "queued" and len(device.requests) == 1
+        device.client.publish("water/status/late-valve", "online", qos=1, retain=True).wait_for_publish(5)
+        done = wait_for(lambda: commands(again, device_id="late-valve"),
+                        lambda c: c[0]["id"] == held["id"] and c[0]["state"] == "successful")[0]
+        assert [h["state"] for h in done["history"]] == ["queued", "sent", "delivered", "successful"]
+    finally:
+        device.close()

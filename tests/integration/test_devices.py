@@ -161,6 +161,8 @@ def test_commands_over_http_poll_succeed_with_an_answering_device_and_time_out_w
     issued = control(server, valve, 40)
     queued = wait_for(lambda: commands(server, device_id="valve-ctl"), lambda c: len(c) == 1)[0]
     assert queued["state"] == "queued" and queued["control_id"] == issued["id"]
+    # The control's answer says which command it became.
+    assert issued["command"] == {"id": queued["id"], "device_id": "valve-ctl", "state": "queued"}
     token = answering["token"]
     polled = requests.get(f"{server.url}/api/v1/{token}/rpc", params={"timeout": 5}, timeout=10).json()
     assert [c["method"] for c in polled["commands"]] == ["set_valve"]
