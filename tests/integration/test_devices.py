@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import requests
+import socketio
 
 from tests.conftest import OPERATOR_TOKEN
 from tests.helpers import stamp, wait_for
@@ -159,6 +160,11 @@ def test_commands_over_http_poll_succeed_with_an_answering_device_and_time_out_w
     valve = a_valve(server)
     answering = register(server, id="valve-ctl", name="Valve controller", kind="valve_controller",
                          actuators=[valve], command_timeout_s=30)
+    live = socketio.Client(reconnection=False)
+    pushed: list[tuple[str, dict]] = []
+    for event in ("command_update", "control_update"):
+        live.on(event, lambda body, event=event: pushed.append((event, body)), namespace="/live")
+    live.connect(server.url, namespaces=["/live"], wait_timeout=5)
     issued = control(server, valve, 40)
     queued = wait_for(lambda: commands(server, device_id="valve-ctl"), lambda c: len(c) == 1)[0]
     assert queued["state"] == "queued" and queued["control_id"] == issued["id"]
@@ -178,6 +184,11 @@ def test_commands_over_http_poll_succeed_with_an_answering_device_and_time_out_w
     assert all(h["at"] for h in done["history"]) and done["result"] == {"opening": 40}
     assert requests.post(f"{server.url}/api/v1/{token}/rpc/{command_id}",
                          json={"status": "failed"}).status_code == 409
+    # Each state change was pushed on /live; the control's own update names its command.
+    wait_for(lambda: [b["state"] for e, b in pushed if e == "command_update" and b["id"] == command_id],
+             lambda seen: seen == ["queued", "sent", "delivered", "successful"], timeout=5)
+    assert [b["command"]["id"] for e, b in pushed if e == "control_update"] == [command_id]
+    live.disconnect()
 
     # A silent device fetches its command and never answers: timeout.
     requests.patch(f"{server.url}/api/devices/valve-ctl", headers=ADMIN, json={"command_timeout_s": 1})
