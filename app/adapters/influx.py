@@ -58,6 +58,7 @@ class HistoryUnavailable(DomainError):
 
 class InfluxHistory(HistoryRepository):
     name = "influxdb"
+    keeps_quality = True
 
     def __init__(self, url: str, token: str, org: str, bucket: str, spool: DiskSpool,
                  spawn: Callable, sleep: Callable[[float], None], *,
@@ -292,7 +293,7 @@ class InfluxHistory(HistoryRepository):
         where = (f"{lp.identifier('sensor_id')} = {lp.string_literal(query.sensor_id)} "
                  f"AND time >= {int(query.start * 1e9)} AND time < {int(query.stop * 1e9)}")
         if query.every is None:
-            select = f"SELECT {lp.identifier('value')} AS v"
+            select = f"SELECT {lp.identifier('value')} AS v, {lp.identifier('quality')} AS q"
             group = ""
         else:
             select = f"SELECT {query.fn}({lp.identifier('value')}) AS v"
@@ -302,8 +303,12 @@ class InfluxHistory(HistoryRepository):
         rows = self._query(text)
         capped = len(rows) > query.limit
         rows = rows[:query.limit][::-1]
-        return [{"t": iso(row["time"] / 1e9), "v": row["v"] if query.fn == "count" else _number(row["v"])}
-                for row in rows], capped
+        points = [{"t": iso(row["time"] / 1e9), "v": row["v"] if query.fn == "count" else _number(row["v"])}
+                  for row in rows]
+        for point, row in zip(points, rows):
+            if row.get("q"):                  # suspect or bad readings say so
+                point["quality"] = row["q"]
+        return points, capped
 
     def events(self, measurement: str, limit: int) -> list[dict]:
         text = f"SELECT * FROM {lp.identifier(measurement)} ORDER BY time DESC LIMIT {int(limit)}"

@@ -1,16 +1,19 @@
 """Read endpoints for the dashboard and other programs."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import itertools
+
+from flask import Blueprint, Response as Response_, jsonify, request, stream_with_context
 from spectree import Response
 
 from app.api.common import query_limit, require_viewer, services
 from app.api.openapi import document, responses
-from app.api.schemas import (PlanResponse, DecisionList, Forecast, Health, HistoryParams,
+from app.api.schemas import (PlanResponse, DecisionList, ExportParams, Forecast, Health, HistoryParams,
                              HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
 from app.errors import InvalidInput, NotFound
 from app.models import ErrorEnvelope
+from app.services import history_export as export
 from app.services.history import build_query, read_history
 
 bp = Blueprint("read", __name__)
@@ -67,6 +70,33 @@ def history(sensor_id: str):
     return jsonify(sensor_id=sensor_id, resolution=answer["resolution"], segments=answer["segments"],
                    points=answer["points"], capped=answer["capped"],
                    every=request.args.get("every"), fn=query.fn)
+
+
+@bp.get("/api/history/export")
+@document(query=ExportParams, resp=Response(HTTP_200=None, HTTP_401=ErrorEnvelope, HTTP_403=ErrorEnvelope,
+                                            HTTP_422=ErrorEnvelope, HTTP_503=ErrorEnvelope),
+          tags=["read"], security=VIEWER)
+@require_viewer
+def history_export():
+    """History of one or more sensors as CSV or NDJSON, streamed (resolution as /api/history)."""
+    runtime = services()
+    now = runtime.clock()
+    wanted = export.export_request(request.args, now)
+    rollup = wanted["resolution"] != "raw"
+
+    def describe(sensor_id: str) -> dict:
+        known = runtime.network.defaults(sensor_id) or {}
+        latest = runtime.store.latest(sensor_id) or {}
+        return {"metric": latest.get("metric") or known.get("metric"),
+                "unit": latest.get("unit") or known.get("unit")}
+
+    chunks = export.encode(export.rows(runtime.history, wanted, now, describe), wanted["format"], rollup)
+    first = next(chunks)        # the first page is read here, so a store that is down answers 503
+    name = f"history-{wanted['sensors'][0]}{'-etc' if len(wanted['sensors']) > 1 else ''}-{wanted['resolution']}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{wanted["format"]}"',
+               "X-History-Resolution": wanted["resolution"]}
+    return Response_(stream_with_context(itertools.chain([first], chunks)),
+                     mimetype=export.FORMATS[wanted["format"]], headers=headers)
 
 
 @bp.get("/api/network")

@@ -86,6 +86,15 @@ class HistoryParams(BaseModel):
         None, description="raw or a rollup; by default raw up to 6 h, 1m up to 7 d, 1h up to 180 d, 1d beyond")
 
 
+class ExportParams(BaseModel):
+    sensor_id: list[str] = Field(description="a sensor; repeat for several (at most 100)")
+    start: str = Field("-1h", description="now, a relative time like -30d, or ISO 8601")
+    stop: str = Field("now", description="now, a relative time like -5m, or ISO 8601")
+    format: Literal["csv", "ndjson"] = Field("csv", description="columns time, sensor_id, metric, unit, "
+                                             "value (or mean, min, max, count for rollups), quality")
+    resolution: Literal["raw", "1m", "1h", "1d"] | None = Field(None, description="as for /api/history")
+
+
 class HistoryPoint(Point):
     min: float | None = Field(None, description="rollups: lowest value in the bucket")
     max: float | None = Field(None, description="rollups: highest value in the bucket")

@@ -143,6 +143,8 @@ class HistoryRepository(ABC):
     """What the service layer needs of a history store."""
 
     name = "history"
+    # Whether raw points carry the data-quality flag (`quality` on flagged ones).
+    keeps_quality = False
 
     def start(self) -> None:
         """Begin background work (flushing, retries). Default: nothing."""

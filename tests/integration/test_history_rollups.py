@@ -130,6 +130,27 @@ def test_a_backfill_lands_whole_without_moving_live_state_and_a_month_answers_fr
     assert raw["resolution"] == "raw" and all("min" not in p for p in raw["points"])
     assert len(raw["points"]) == sum(1 for t, _ in buffer if t >= now - DAY) + 1
 
+    # Export streams the same history: every raw point (over several pages) and the 1 h rollup.
+    export = requests.get(server.url + "/api/history/export", stream=True, params={
+        "sensor_id": "bf-1", "start": "-31d", "resolution": "raw", "format": "csv"})
+    assert export.status_code == 200 and export.headers["Content-Type"].startswith("text/csv")
+    lines = list(export.iter_lines(decode_unicode=True))
+    extra = sum(1 for t, _ in buffer if t < now - 2 * DAY)        # the probe=extra points above
+    assert lines[0] == "time,sensor_id,metric,unit,value,quality" and len(lines) == 1 + 10_001 + extra
+    first = dict(zip(lines[0].split(","), lines[1].split(",")))
+    assert first["sensor_id"] == "bf-1" and first["metric"] == "ph" and float(first["value"]) == buffer[0][1]
+    values = [float(line.split(",")[4]) for line in lines[1:]]
+    assert sorted(v for v in values if v != -100.0) == sorted([v for _, v in buffer] + [7.2])
+    quality = {float(line.split(",")[4]): line.split(",")[5] for line in lines[1:]}
+    assert quality[12.5] in ("suspect", "bad") and quality[7.2] == "good"      # spikes are flagged
+    rolled = requests.get(server.url + "/api/history/export", params={
+        "sensor_id": ["bf-1", "nobody"], "start": "-30d", "format": "ndjson"})
+    records = [__import__("json").loads(line) for line in rolled.text.splitlines()]
+    assert rolled.headers["X-History-Resolution"] == "1h" and len(records) == len(expected)
+    assert set(records[0]) == {"time", "sensor_id", "metric", "unit", "mean", "min", "max", "count", "quality"}
+    assert [(datetime_s(r["time"]), r["count"], r["max"]) for r in records] == \
+        [(t, b["count"], b["max"]) for t, b in expected.items()]
+
     ahead = requests.post(server.url + "/api/sensors",
                           json=[{"sensor_id": "bf-1", "value": 7.0, "timestamp": stamp(time.time() + 400)}])
     assert ahead.status_code == 422
