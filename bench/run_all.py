@@ -241,7 +241,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=300, help="soak seconds (default 300)")
     parser.add_argument("--interval-ms", type=int, default=None, help="BROADCAST_INTERVAL_MS (default: the product's)")
     parser.add_argument("--repeats", type=int, default=2, help="latency runs per row (median)")
-    parser.add_argument("--skip", default="", help="comma-separated: mqtt,influx,routing,dashboard,memory,others")
+    parser.add_argument("--skip", default="", help="comma-separated: modes,mqtt,influx,routing,dashboard,memory,others")
+    parser.add_argument("--out", default="run_all", help="name of the JSON and PNG under bench/results/")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     interval = args.interval_ms
@@ -252,7 +253,7 @@ def main() -> None:
     started = time.time()
     influx = Influx()
     try:
-        for mode in args.modes.split(","):
+        for mode in ([] if "modes" in skip else args.modes.split(",")):
             print(f"Ingest, latency and clients on {mode} ...", flush=True)
             ingest_rows(table, mode, 10)
             latency_rows(table, mode, influx, interval, args.repeats)
@@ -273,14 +274,14 @@ def main() -> None:
     about = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "machine": machine(), "minutes": round((time.time() - started) / 60, 1),
              "interval_ms": interval, "modes": args.modes}
-    (RESULTS / "run_all.json").write_text(json.dumps({**about, "rows": table.rows}, indent=1))
-    chart(table.rows, RESULTS / "run_all.png")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({**about, "rows": table.rows}, indent=1))
+    chart(table.rows, RESULTS / f"{args.out}.png")
     print()
     print(f"Results, {about['date']}, {about['machine']}; {about['minutes']} min "
           "(a shared machine: other engineers' tests ran on the same cores)")
     print()
     print(table.markdown())
-    print(f"\nwrote {RESULTS / 'run_all.json'} and {RESULTS / 'run_all.png'}")
+    print(f"\nwrote {RESULTS / (args.out + '.json')} and {RESULTS / (args.out + '.png')}")
 
 
 if __name__ == "__main__":
