@@ -36,13 +36,18 @@ def cpu_seconds(pid: int) -> float:
 
 # -- senders -------------------------------------------------------------------------
 
-def _sender(url: str, rate: float, seconds: float, threads: int, prefix: str, start_at: float, sent):
+def _sender(url: str, rate: float, seconds: float, threads: int, prefix: str, ready, go, start_at, sent):
     import http.client
     import json
     import threading
 
     parsed = urlparse(url)
     counts = []
+    # Start together, once every sender has spawned (slow on a loaded machine).
+    ready.put(os.getpid())
+    go.wait(timeout=120)
+    start_at = start_at.value
+    cpu_before = time.process_time()   # the load's own CPU, not the imports'
 
     def loop(offset: int):
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
@@ -70,7 +75,7 @@ def _sender(url: str, rate: float, seconds: float, threads: int, prefix: str, st
         w.start()
     for w in workers:
         w.join()
-    sent.put((sum(counts), time.process_time()))
+    sent.put((sum(counts), time.process_time() - cpu_before))
 
 
 class Senders:
@@ -79,14 +84,18 @@ class Senders:
     def __init__(self, url: str, rate: float, seconds: float, prefix: str,
                  processes: int = 2, threads: int = 4, delay_s: float = 1.0):
         ctx = mp.get_context("spawn")
-        self.sent = ctx.Queue()
-        self.start_at = time.time() + delay_s     # all senders start together, after spawning
+        self.sent, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+        start_at = ctx.Value("d", 0.0)
         self.seconds = seconds
         self.procs = [ctx.Process(target=_sender, daemon=True,
-                                  args=(url, rate / processes, seconds, threads, prefix,
-                                        self.start_at, self.sent)) for _ in range(processes)]
+                                  args=(url, rate / processes, seconds, threads, prefix, ready, go,
+                                        start_at, self.sent)) for _ in range(processes)]
         for proc in self.procs:
             proc.start()
+        for _ in self.procs:
+            ready.get(timeout=120)
+        self.start_at = start_at.value = time.time() + delay_s
+        go.set()
 
     def join(self) -> int:
         reports = [self.sent.get(timeout=self.seconds + 60) for _ in self.procs]
@@ -131,6 +140,7 @@ def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results
         selector.register(sock, selectors.EVENT_READ)
         buffers[sock] = head.split(b"\r\n\r\n", 1)[1]
     ready.put(len(buffers))
+    cpu_before = time.process_time()
     latencies: list[float] = []
     parse_ts = datetime.fromisoformat
     end = time.time() + hold_s
@@ -169,7 +179,7 @@ def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results
             buffers[sock] = buf
     for sock in buffers:
         sock.close()
-    results.put((latencies, time.process_time()))
+    results.put((latencies, time.process_time() - cpu_before))
 
 
 class ProbePool:
