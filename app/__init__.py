@@ -40,7 +40,7 @@ from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakDetector
 from app.services.narration import Narrator
 from app.services.plan_inputs import PlanInputsBuilder
-from app.services.routing import RoutingModel
+from app.services.routing import RoutingModel, horizon_within
 from app.services.scheduler import ReplanScheduler
 from app.services.tariff import Tariff
 from app.services.metrics import Metrics
@@ -275,8 +275,13 @@ def _build_engine(settings: Settings, network: Network, store: DataStore, contro
     scheduler = ReplanScheduler(network, lambda why: None, spawn, sleep,
                                 interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
                                 demand_trigger=settings.routing_demand_trigger)
+    horizon = horizon_within(network, settings.plan_horizon_h, settings.plan_max_columns)
+    if horizon < settings.plan_horizon_h:
+        logger.warning("network of %d links: planning %d hourly steps, not PLAN_HORIZON_H=%d, to stay "
+                       "within PLAN_MAX_COLUMNS=%d", len(network.links), horizon, settings.plan_horizon_h,
+                       settings.plan_max_columns)
     engine = DecisionEngine(
-        network, store, RoutingModel(network, horizon=settings.plan_horizon_h),
+        network, store, RoutingModel(network, horizon=horizon),
         PlanInputsBuilder(network, store, controls, alerts, leaks, forecaster, Tariff.parse(settings.tariff),
                           settings.local_utc_offset_h, time.time),
         Narrator(network, settings.decision_deadband), scheduler, leaks,

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     routing_demand_trigger: float = 0.05
     # Receding-horizon plan: hourly steps planned at once (only the first is applied).
     plan_horizon_h: int = Field(24, ge=1, le=168)
+    # Largest LP (variables) planned at once; a bigger network gets a shorter horizon
+    # so a re-plan stays well under a second (24 h of the bundled network: ~1,900).
+    plan_max_columns: int = 60_000
     # Time-of-day electricity tariff (JSON, see app/services/tariff.py); unset: the
     # BESCOM-like table (Rs 7/kWh, -1 22:00-06:00, +1 06:00-10:00 and 18:00-22:00).
     tariff: str | None = None

@@ -1,8 +1,10 @@
-"""Decision-engine solve time: the bundled network and a synthetic 1,000-node one.
+"""Decision-engine solve time: the bundled network, a synthetic 1,000-node one,
+and wntr's Net6 (3,356 nodes), for one step and for the 24-step plan.
 
 Prints median and p95 over repeated solves, model building included (the
 engine builds the LP once per network and refreshes it per solve, so both
-"first solve" and "re-solve" are shown).  Run: python bench/routing_solve.py
+"first solve" and "re-solve" are shown; re-solves vary demand by +-20%).
+Run: python bench/routing_solve.py [--quick]
 """
 from __future__ import annotations
 
@@ -56,28 +58,46 @@ def synthetic(n_nodes: int = 1000, n_links: int = 3000, seed: int = 1) -> Networ
     return Network.from_dict({"name": "synthetic", "nodes": nodes, "links": links})
 
 
-def measure(name: str, network: Network) -> None:
+def measure(name: str, network: Network, horizon: int = 1, firsts: int = 5, repeats: int = REPEATS) -> None:
     first = []
-    for _ in range(5):
+    for _ in range(firsts):
         started = time.perf_counter()
-        RoutingModel(network).solve(RoutingInputs(demand={}))
+        RoutingModel(network, horizon=horizon).solve(RoutingInputs(demand={}))
         first.append((time.perf_counter() - started) * 1000)
-    model = RoutingModel(network)
+    model = RoutingModel(network, horizon=horizon)
     plan = model.solve(RoutingInputs(demand={}))
     rng = random.Random(2)
     again = []
-    for _ in range(REPEATS):
-        demand = {z.id: z.demand * rng.uniform(0.8, 1.2) for z in network.of_kind("zone")}
+    for _ in range(repeats):
+        steps = [{z.id: z.demand * rng.uniform(0.8, 1.2) for z in network.of_kind("zone")} for _ in range(horizon)]
         started = time.perf_counter()
-        plan = model.solve(RoutingInputs(demand=demand, previous=plan.flows))
+        plan = model.solve(RoutingInputs(demand=steps[0], demand_steps=steps, previous=plan.flows))
         again.append((time.perf_counter() - started) * 1000)
-    print(f"{name:<28} {len(network.nodes):>6} {len(network.links):>6}  "
-          f"{statistics.median(first):>9.1f}  {statistics.median(again):>9.1f}  "
-          f"{sorted(again)[int(0.95 * len(again)) - 1]:>7.1f}   {plan.status}")
+    print(f"{name:<28} {horizon:>5} {len(network.nodes):>6} {len(network.links):>6}  "
+          f"{statistics.median(first):>11.1f}  {statistics.median(again):>9.1f}  "
+          f"{sorted(again)[max(0, int(0.95 * len(again)) - 1)]:>7.1f}   {plan.status}")
+
+
+def net6() -> Network | None:
+    try:
+        import wntr
+    except ImportError:
+        return None
+    return Network.load(Path(wntr.__file__).parent / "library" / "networks" / "Net6.inp")
 
 
 if __name__ == "__main__":
-    print("Routing LP solve time (ms), HiGHS via scipy.optimize.linprog, one process")
-    print(f"{'network':<28} {'nodes':>6} {'links':>6}  {'build+solve':>9}  {'re-solve':>9}  {'p95':>7}   status")
-    measure("bundled Bengaluru", Network.load(BUNDLED_NETWORK))
-    measure("synthetic 1000 / 3000", synthetic())
+    quick = "--quick" in sys.argv
+    print("Plan LP solve time (ms), HiGHS through highspy (model built once, bounds and costs updated)")
+    print(f"{'network':<28} {'steps':>5} {'nodes':>6} {'links':>6}  {'build+solve':>11}  {'re-solve':>9}  "
+          f"{'p95':>7}   status")
+    bundled = Network.load(BUNDLED_NETWORK)
+    measure("bundled Bengaluru", bundled)
+    measure("bundled Bengaluru", bundled, horizon=24)
+    big = synthetic()
+    measure("synthetic 1000 / 3000", big)
+    measure("synthetic 1000 / 3000", big, horizon=24, firsts=1 if quick else 3, repeats=3 if quick else 10)
+    six = net6()
+    if six is not None:
+        measure("wntr Net6", six, firsts=1, repeats=5)
+        measure("wntr Net6", six, horizon=24, firsts=1, repeats=2 if quick else 3)

@@ -15,10 +15,19 @@ Mapping:
   largest flow on its curve, or its connected pipes when it has none.
 - EPANET coordinates are planar, so they are scaled into a box of MAP_SPAN_DEG
   degrees around MAP_CENTRE for the map.
+
+An `.inp` file defines no sensors, so an imported network gets a default
+layout (`default_sensors`), enough for the simulator, leak detection and the
+plan to run on it as on the bundled network:
+- every zone: inflow `<zone>.flow` (MLD) and pressure `<zone>.pressure` (m);
+- every tank: level `<tank>.level` (%);
+- every pump: flow `<pump link>.flow` (MLD), placed at its suction node;
+- every source: quality, `<source>.turbidity` (NTU) and `<source>.ph`.
 """
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from app.services.network import Network
@@ -31,6 +40,53 @@ MAP_CENTRE = (12.9716, 77.5946)
 MAP_SPAN_DEG = 0.2
 # Capacity of a fixed-head EPANET reservoir: effectively unlimited, but finite for the LP.
 SOURCE_CAPACITY_MLD = 10_000.0
+# Reporting interval of the default sensors (s): longer than the bundled network's 5 s,
+# since an imported network may have thousands of zones.
+DEFAULT_SENSOR_INTERVAL_S = 15.0
+# Normal ranges of the default sensors (CPHEEO service pressure; DOMAIN.md quality).
+ZONE_PRESSURE_NORMAL_M = (12.0, 30.0)
+TURBIDITY_NORMAL_NTU = (0.1, 1.0)
+PH_NORMAL = (6.5, 8.5)
+
+
+def default_sensors(nodes: list[dict], links: list[dict]) -> list[dict]:
+    """The documented default sensor layout of an imported network (module docstring)."""
+    every = DEFAULT_SENSOR_INTERVAL_S
+    sensors = []
+    taken: set[str] = set()
+
+    def sid(element: str, metric: str) -> str:
+        """`<element>.<metric>` in the characters sensor ids allow, unique, at most 64 long."""
+        base = re.sub(r"[^A-Za-z0-9_.:-]", "_", element)[:64 - len(metric) - 5]
+        candidate, n = f"{base}.{metric}", 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}~{n}.{metric}".replace("~", "_")
+        taken.add(candidate)
+        return candidate
+
+    for node in nodes:
+        nid, kind = node["id"], node["kind"]
+        if kind == "zone":
+            top = max(node.get("capacity") or node.get("demand") or 1.0, 1.0) * 2
+            sensors += [{"id": sid(nid, "flow"), "node": nid, "metric": "flow", "unit": "MLD",
+                         "normal": [0, round(top, 3)], "deadband": 0.0, "interval_s": every},
+                        {"id": sid(nid, "pressure"), "node": nid, "metric": "pressure", "unit": "m",
+                         "normal": list(ZONE_PRESSURE_NORMAL_M), "deadband": 0.0, "interval_s": every}]
+        elif kind == "reservoir":
+            sensors.append({"id": sid(nid, "level"), "node": nid, "metric": "level", "unit": "%",
+                            "normal": [10, 95], "deadband": 0.2, "interval_s": every})
+        elif kind == "source":
+            sensors += [{"id": sid(nid, "turbidity"), "node": nid, "metric": "turbidity", "unit": "NTU",
+                         "normal": list(TURBIDITY_NORMAL_NTU), "deadband": 0.05, "interval_s": every},
+                        {"id": sid(nid, "ph"), "node": nid, "metric": "ph", "unit": "pH",
+                         "normal": list(PH_NORMAL), "deadband": 0.05, "interval_s": every}]
+    for link in links:
+        if link["kind"] == "pump":
+            sensors.append({"id": sid(link["id"].replace(":", "_"), "flow"), "node": link["from"], "link": link["id"],
+                            "metric": "flow", "unit": "MLD", "normal": [0, link["capacity"]],
+                            "deadband": 0.0, "interval_s": every})
+    return sensors
 
 
 def pipe_capacity_mld(diameter_m: float) -> float:
@@ -95,5 +151,5 @@ def load_inp(path: Path | str) -> Network:
     for name, valve in wn.valves():
         links.append({"id": f"valve:{name}", "from": valve.start_node_name, "to": valve.end_node_name,
                       "kind": "valve", "capacity": round(pipe_capacity_mld(valve.diameter), 3)})
-    return Network.from_dict({"name": f"EPANET {Path(path).name}", "nodes": nodes, "links": links},
-                             source=str(path))
+    return Network.from_dict({"name": f"EPANET {Path(path).name}", "nodes": nodes, "links": links,
+                              "sensors": default_sensors(nodes, links)}, source=str(path))

@@ -46,6 +46,11 @@ FRESH_S = 60.0
 CURVE_RIDGE = 0.001
 # A suspected leak clears once its pressure drop falls under this share of the threshold.
 CLEAR_FRACTION = 0.5
+# City-wide sums and the median drop are refreshed at most this often (s of reading
+# time), so a reading costs O(1) even on a network of thousands of zones.
+CITY_REFRESH_S = 1.0
+# Up to this many zones, each zone is compared with the others exactly.
+EXACT_ZONES = 50
 # Local hours of the minimum night flow window, and the rolling mean's time constant (s).
 NIGHT_START_H, NIGHT_END_H = 2.0, 4.0
 NIGHT_MEAN_TAU_S = 1800.0
@@ -126,6 +131,11 @@ class LeakDetector:
         self.utc_offset_h = utc_offset_h
         self.zones = {zone: ZoneState() for zone in zones}
         self._night_open = False
+        self._exact = len(self.zones) <= EXACT_ZONES
+        self._city_at: float | None = None
+        # Flow and share sums over zones with a share, their count, median drop, zones judged,
+        # and the flow of every zone reporting.
+        self._city = (0.0, 0.0, 0, 0.0, 0, 0.0)
 
     # -- readings ----------------------------------------------------------------
     def observe(self, zone: str, metric: str, value: float, ts: float) -> list[LeakFinding]:
@@ -157,11 +167,34 @@ class LeakDetector:
     def expected(self, zone: str, ts: float) -> tuple[float | None, str]:
         """Inflow the rest of the city implies for `zone` now, and on what basis."""
         state = self.zones[zone]
-        peers = [s for z, s in self.zones.items() if z != zone and s.share and s.flow is not None
-                 and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S]
-        if len(peers) >= MIN_PEERS and state.share:
-            return state.share * sum(s.flow for s in peers) / sum(s.share for s in peers), "city"
+        if self._exact:
+            peers = [s for z, s in self.zones.items() if z != zone and s.share and s.flow is not None
+                     and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S]
+            flow, share, count = sum(s.flow for s in peers), sum(s.share for s in peers), len(peers)
+        else:
+            flow, share, count, _, _, _ = self._city_now(ts)
+            if self._fresh_share(state, ts):     # the cached sums include this zone: take it out
+                flow, share, count = flow - state.flow, share - state.share, count - 1
+        if count >= MIN_PEERS and state.share and share > 0:
+            return state.share * flow / share, "city"
         return state.own_base, "own"
+
+    def _fresh_share(self, state: ZoneState, ts: float) -> bool:
+        return bool(state.share and state.flow is not None and state.flow_ts is not None
+                    and ts - state.flow_ts <= FRESH_S)
+
+    def _city_now(self, ts: float) -> tuple[float, float, int, float, int, float]:
+        """City-wide sums over zones with fresh inflow, and the median unexplained drop."""
+        if self._city_at is None or ts - self._city_at >= CITY_REFRESH_S or ts < self._city_at:
+            fresh = [s for s in self.zones.values() if self._fresh_share(s, ts)]
+            drops = [s.unexplained for s in self.zones.values() if s.pairs >= WARM_UP_READINGS
+                     and s.pressure_ts is not None and ts - s.pressure_ts <= FRESH_S]
+            reporting = sum(s.flow for s in self.zones.values() if s.flow is not None
+                            and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S)
+            self._city = (sum(s.flow for s in fresh), sum(s.share for s in fresh), len(fresh),
+                          statistics.median(drops) if drops else 0.0, len(drops), reporting)
+            self._city_at = ts
+        return self._city
 
     def _x(self, state: ZoneState) -> float:
         return (state.flow / state.flow_ref) ** 2
@@ -182,9 +215,13 @@ class LeakDetector:
         x = self._x(state)
         if state.pairs:
             state.unexplained = self._curve(state, x) - state.pressure
-        others = [s.unexplained for z, s in self.zones.items() if z != zone and s.pairs >= WARM_UP_READINGS
-                  and s.pressure_ts is not None and ts - s.pressure_ts <= FRESH_S]
-        drop = state.unexplained - (statistics.median(others) if len(others) >= MIN_PEERS else 0.0)
+        if self._exact:
+            others = [s.unexplained for z, s in self.zones.items() if z != zone and s.pairs >= WARM_UP_READINGS
+                      and s.pressure_ts is not None and ts - s.pressure_ts <= FRESH_S]
+            median, judged = (statistics.median(others) if others else 0.0), len(others)
+        else:
+            _, _, _, median, judged, _ = self._city_now(ts)
+        drop = state.unexplained - (median if judged >= MIN_PEERS else 0.0)
         threshold_m = self.pressure_drop_ratio * max(state.mean_p or state.pressure, 1.0)
         expected, basis = self.expected(zone, ts)
         if state.pairs < WARM_UP_READINGS or not expected:
@@ -228,8 +265,9 @@ class LeakDetector:
         state.mean_p += a * dp
         state.var_x = (1 - a) * (state.var_x + a * dx * dx)
         state.cov_xp = (1 - a) * (state.cov_xp + a * dx * dp)
-        total = sum(s.flow for s in self.zones.values() if s.flow is not None
-                    and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S)
+        total = (sum(s.flow for s in self.zones.values() if s.flow is not None
+                     and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S) if self._exact
+                 else self._city_now(ts)[5])
         if total > 0:
             state.share_seen += 1
             share = state.flow / total

@@ -20,7 +20,7 @@ from app.services.leak_watch import LeakWatch
 from app.services.network import Network
 from app.services.routing import RoutingInputs
 from app.services.simulation import diurnal
-from app.services.local_time import local_hour
+from app.services.local_time import is_weekend, local_hour
 from app.services.store import DataStore
 from app.services.tariff import Tariff
 
@@ -102,10 +102,13 @@ class PlanInputsBuilder:
             learned = self.forecaster.profile_at(zone.id, at)
             if learned:
                 return learned
-        shape_at = diurnal(local_hour(at, self.utc_offset_h), weekend=False)
+        shape_at = self._shape(at)
         if live:
-            return live * shape_at / diurnal(local_hour(now, self.utc_offset_h), weekend=False)
+            return live * shape_at / self._shape(now)
         return (zone.demand or 0.0) * shape_at
+
+    def _shape(self, ts: float) -> float:
+        return diurnal(local_hour(ts, self.utc_offset_h), is_weekend(ts, self.utc_offset_h))
 
     def fresh_value(self, node_id: str, metric: str, now: float) -> float | None:
         values = []

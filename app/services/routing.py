@@ -7,13 +7,14 @@ Pure: inputs in, plan out, no I/O and no clock. For each of T steps of
   s[t,i]     output of each source, 0 .. capacity (0 when excluded, less in an outage)
   short[t,z] shortfall of each zone, 0 .. demand of that step
   v[t,r]     each reservoir's volume at the end of the step, min .. max
+  below[t,r] how far v[t,r] is under the reserve (RESERVE_SHARE of the range above min)
 and once: deficit_r (the final volume below its target fill) and up_l, dn_l
 (how far the first step's flows move from the plan in force).
 Constraints: mass balance at every node and step (in - out + supply +
 shortfall = demand; at reservoirs in - out = (v[t] - v[t-1]) / step), and
-deficit_r >= target_r - v[T-1,r].
+deficit_r >= target_r - v[T-1,r], below[t,r] >= reserve_r - v[t,r].
 Objective (lexicographic by weights): priority-weighted shortfall, then
-storage below target at the end, then pumping energy at each step's tariff
+storage below the reserve and below target at the end, then pumping energy at each step's tariff
 and source cost, then a small penalty on changing the plan so plans don't
 flap. Only the first step is applied; the rest forecasts what the network
 will do, and is re-planned as data arrives.
@@ -48,6 +49,11 @@ PRIORITY_STEP = 10.0
 # path cost, below any shortfall, so storage refills only from spare capacity.
 STORAGE_WEIGHT = 5e4
 TARGET_FILL = 0.6
+# A reserve above each reservoir's minimum (share of its range) that the plan dips into
+# only to avoid a shortfall, never to save energy: a hedge against forecast error.
+# Rs per ML below the reserve per step: above any tariff saving, far below any shortfall.
+RESERVE_SHARE = 0.15
+RESERVE_WEIGHT = 2e4
 # Penalty (Rs per MLD changed) against flapping between equal-cost plans.
 CHANGE_PENALTY = 1.0
 
@@ -107,6 +113,15 @@ class RoutingPlan:
         return cls(**{**data, "steps": [PlanStep(**step) for step in data.get("steps", [])]})
 
 
+def horizon_within(network: Network, wanted: int, max_columns: int) -> int:
+    """The longest horizon (<= `wanted` steps) whose LP has at most `max_columns` variables:
+    a re-plan must not stall the server on a network of thousands of links."""
+    per_step = len(network.links) + len(network.of_kind("source")) + len(network.of_kind("zone")) \
+        + len(network.of_kind("reservoir"))
+    fixed = len(network.of_kind("reservoir")) + 2 * len(network.links)
+    return max(1, min(wanted, (max_columns - fixed) // max(per_step, 1)))
+
+
 class RoutingModel:
     """The LP of one network over `horizon` steps; `solve()` may be called as often as needed."""
 
@@ -126,13 +141,15 @@ class RoutingModel:
         # Columns: per step [f | s | short | v], then deficit, up, dn.
         self.per_step = nl + ns + nz + nr
         self.col_def = T * self.per_step
-        self.col_up = self.col_def + nr
+        self.col_below = self.col_def + nr
+        self.col_up = self.col_below + T * nr
         self.col_dn = self.col_up + nl
         self.nvars = self.col_dn + nl
         # Rows: per step one balance per node, then change rows, then storage rows.
         self.row_change = T * self.nn
         self.row_store = self.row_change + nl
-        self.nrows = self.row_store + nr
+        self.row_reserve = self.row_store + nr
+        self.nrows = self.row_reserve + T * nr
 
         rows, cols, vals = [], [], []
         link_to = np.array([row_of[link.to] for link in self.links], dtype=int)
@@ -172,6 +189,13 @@ class RoutingModel:
             rows.append(self.row_store + np.arange(nr))
             cols.append(block)
             vals.append(-np.ones(nr))
+        # Reserve rows: -v[t,r] - below[t,r] <= -reserve_r.
+        for t in range(T):
+            v = t * self.per_step + nl + ns + nz + np.arange(nr)
+            for block in (v, self.col_below + t * nr + np.arange(nr)):
+                rows.append(self.row_reserve + t * nr + np.arange(nr))
+                cols.append(block)
+                vals.append(-np.ones(nr))
         matrix = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                    shape=(self.nrows, self.nvars))
 
@@ -241,6 +265,7 @@ class RoutingModel:
             cost[b + nl:b + nl + ns] = (self.source_cost + self.source_energy * tariff[t] * M3_PER_ML) * self.step_days
             cost[b + nl + ns:b + nl + ns + nz] = self.short_weight * self.step_days
         cost[self.col_def:self.col_def + nr] = STORAGE_WEIGHT
+        cost[self.col_below:self.col_up] = RESERVE_WEIGHT
         # Without a previous plan there is nothing to hold on to.
         cost[self.col_up:] = CHANGE_PENALTY if inputs.previous else 0.0
 
@@ -256,7 +281,8 @@ class RoutingModel:
         rhs_lower[self.row_change:self.row_store] = [inputs.previous.get(link_id, 0.0) for link_id, _, _ in self.ends]
         rhs_upper[:self.row_store] = rhs_lower[:self.row_store]
         rhs_lower[self.row_store:] = -highspy.kHighsInf
-        rhs_upper[self.row_store:] = -TARGET_FILL * v_upper
+        rhs_upper[self.row_store:self.row_reserve] = -TARGET_FILL * v_upper
+        rhs_upper[self.row_reserve:] = np.tile(-(v_lower + RESERVE_SHARE * (v_upper - v_lower)), T)
 
         h = self.highs
         h.changeColsBounds(self.nvars, self._all_cols, lower, upper)

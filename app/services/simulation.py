@@ -276,7 +276,10 @@ class NetworkSimulation:
         node = self.network.nodes[sensor.node]
         low, high = sensor.normal or (0.0, 1.0)
         metric = sensor.metric
-        if metric == "flow":
+        if metric == "flow" and getattr(sensor, "link", None):
+            # A flow meter on a link (an imported network's pumps).
+            value = self.link_flow.get(sensor.link, 0.0) * (1 + self._wander(sensor_id, 0.004))
+        elif metric == "flow":
             out = node.kind == "reservoir" and sensor_id.endswith("_out")
             value = self.state.get(node.id + ":out" if out else node.id, 0.0)
             value *= 1 + self._wander(sensor_id, 0.004)

@@ -40,3 +40,37 @@ def test_imported_networks_can_be_planned(name):
     plan = RoutingModel(net).solve(RoutingInputs(demand={}))
     assert plan.status == "optimal"
     assert sum(plan.shortfall.values()) == pytest.approx(0, abs=1e-3)
+
+
+def test_an_imported_network_gets_the_default_sensor_layout_and_runs():
+    """An .inp file has no sensors: the documented defaults let the simulator, leak
+    detection and the 24-step plan run on it as on the bundled network."""
+    from app.services.leaks import LeakDetector
+    from app.services.simulation import NetworkSimulation
+
+    net = Network.load(NETWORKS / "Net3.inp")
+    zones, tanks = net.of_kind("zone"), net.of_kind("reservoir")
+    pumps = [link for link in net.links.values() if link.kind == "pump"]
+    by_metric = {}
+    for sensor in net.sensors.values():
+        by_metric.setdefault(sensor.metric, []).append(sensor)
+    assert len(by_metric["pressure"]) == len(zones) and len(by_metric["level"]) == len(tanks) == 3
+    assert len(by_metric["flow"]) == len(zones) + len(pumps)
+    assert len(by_metric["turbidity"]) == len(by_metric["ph"]) == len(net.of_kind("source")) == 2
+    pump_meters = [s for s in by_metric["flow"] if getattr(s, "link", None)]
+    assert sorted(s.link for s in pump_meters) == sorted(p.id for p in pumps)
+
+    sim = NetworkSimulation(net, seed=1, start=0.0)
+    detector = LeakDetector([z.id for z in zones])
+    seen = set()
+    for t in range(1, 40):
+        for reading in sim.step(float(t)):
+            seen.add(reading["sensor_id"])
+            sensor = net.sensors[reading["sensor_id"]]
+            detector.observe(sensor.node, sensor.metric, reading["value"], float(t))
+    assert seen == set(net.sensors)
+    assert any(sim.link_flow.get(p.id, 0) > 0 for p in pumps)
+    assert sum(state.pairs for state in detector.zones.values()) > 0
+
+    plan = RoutingModel(net, horizon=24).solve(RoutingInputs(demand={}))
+    assert plan.status == "optimal" and len(plan.steps) == 24

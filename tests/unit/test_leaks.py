@@ -113,3 +113,25 @@ def test_a_small_leak_shows_in_the_minimum_night_flow():
     assert found[0].evidence()["night_excess_pct"] > 15
     night(3 * day, 0.0)
     assert [(f.zone, f.suspected) for f in found] == [("E", True), ("E", False)]
+
+
+def test_a_large_city_uses_cached_sums_and_still_finds_the_leak():
+    """Past EXACT_ZONES the city comparison uses sums refreshed once a second (O(1) a reading)."""
+    rng = random.Random(6)
+    bases = {f"Z{i}": 100.0 + 5 * i for i in range(60)}
+    detector = LeakDetector(list(bases))
+    found = []
+
+    def round_(t, factor, leak=None):
+        for zone, base in bases.items():
+            flow = base * factor * (1 + rng.gauss(0, 0.01)) + (10.0 if zone == leak else 0.0)
+            found.extend(detector.observe(zone, "flow", flow, t))
+            found.extend(detector.observe(zone, "pressure", pressure(flow, base, 5.0 if zone == leak else 0.0), t))
+    for k in range(240):
+        round_(5 * k, 1 + 0.1 * math.sin(k / 20))
+    for k in range(240, 300):
+        round_(5 * k, 1.2)                  # city-wide step: nothing
+    assert found == []
+    for k in range(300, 330):
+        round_(5 * k, 1.2, leak="Z7")
+    assert [(f.zone, f.suspected, f.basis) for f in found] == [("Z7", True, "city")]
