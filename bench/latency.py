@@ -64,8 +64,8 @@ class Relay:
 def measure(url: str, pid: int, rate: int, clients: int, seconds: float = SECONDS) -> dict:
     """Hold `clients` on /live (PROBES of them timing), send `rate` readings/s for `seconds`."""
     load_before = os.getloadavg()[0]
-    passive = PassivePool(url, clients - PROBES, hold_s=seconds + 15)
-    probes = ProbePool(url, PROBES, PREFIX, hold_s=seconds + 5)
+    passive = PassivePool(url, clients - PROBES, hold_s=seconds + 30)
+    probes = ProbePool(url, PROBES, PREFIX, hold_s=seconds + 120)
     cpu_before = cpu_seconds(pid)
     senders = Senders(url, rate, seconds, PREFIX)
     sent = senders.join()

@@ -83,7 +83,9 @@ class Senders:
 
     def __init__(self, url: str, rate: float, seconds: float, prefix: str,
                  processes: int = 2, threads: int = 4, delay_s: float = 1.0):
-        ctx = mp.get_context("spawn")
+        # fork, not spawn: a spawned child re-imports the main module (all of the
+        # app, for bench/run_all.py), which takes many seconds on a loaded machine.
+        ctx = mp.get_context("fork")
         self.sent, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
         start_at = ctx.Value("d", 0.0)
         self.seconds = seconds
@@ -110,7 +112,7 @@ class Senders:
 _READING = re.compile(rb'"sensor_id":"(%s[^"]*)"[^{}]*?"timestamp":"([^"]+)"')
 
 
-def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results, hold_s: float):
+def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results, hold_s: float, stop):
     """`count` websocket clients on /live; latency of every `prefix` reading they receive."""
     import base64
     import selectors
@@ -144,7 +146,7 @@ def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results
     latencies: list[float] = []
     parse_ts = datetime.fromisoformat
     end = time.time() + hold_s
-    while time.time() < end:
+    while time.time() < end and not stop.is_set():
         for key, _ in selector.select(timeout=0.2):
             sock = key.fileobj
             try:
@@ -183,17 +185,21 @@ def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results
 
 
 class ProbePool:
+    """Probes that listen until `latencies()` is called (at most `hold_s`)."""
+
     def __init__(self, url: str, count: int, prefix: str, hold_s: float):
         parsed = urlparse(url)
-        ctx = mp.get_context("spawn")
-        self.ready, self.results = ctx.Queue(), ctx.Queue()
+        ctx = mp.get_context("fork")
+        self.ready, self.results, self.stop = ctx.Queue(), ctx.Queue(), ctx.Event()
         self.proc = ctx.Process(target=_probe_clients, daemon=True,
                                 args=(parsed.hostname, parsed.port, count, prefix, self.ready,
-                                      self.results, hold_s))
+                                      self.results, hold_s, self.stop))
         self.proc.start()
         self.connected = self.ready.get(timeout=60)
 
-    def latencies(self) -> list[float]:
+    def latencies(self, drain_s: float = 2.0) -> list[float]:
+        time.sleep(drain_s)          # the last frames are still on their way
+        self.stop.set()
         values, self.cpu_s = self.results.get(timeout=120)
         self.proc.join(timeout=10)
         return values

@@ -82,7 +82,7 @@ def latency(root: Path, label: str, influx: Influx, rate: int = 500, clients: in
     server = Server(root, **influx.env())
     try:
         passive = PassivePool(server.url, clients - PROBES, hold_s=SECONDS + 15)
-        probes = ProbePool(server.url, PROBES, PREFIX, hold_s=SECONDS + 5)
+        probes = ProbePool(server.url, PROBES, PREFIX, hold_s=SECONDS + 120)
         senders = Senders(server.url, rate, SECONDS, PREFIX)
         time.sleep(max(0.0, senders.start_at - time.time()))
         spy = py_spy(server.process.pid, SECONDS, PROFILES / f"latency-{label}.svg")
