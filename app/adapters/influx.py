@@ -28,7 +28,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from app.adapters import influx_text as lp
-from app.adapters.influx_schema import RESAMPLE, InfluxSchema1x, InfluxSchema2x
+from app.adapters.influx_schema import RESAMPLE, InfluxSchema1x, InfluxSchema2x, schema_kind
 from app.adapters.influx_status import backoff_s, error_message
 from app.adapters.influx_writer import HeldWriter
 from app.adapters.spool import DiskSpool
@@ -101,7 +101,7 @@ class InfluxHistory(HistoryRepository):
         while self.schema is None:
             try:
                 version = self.client.version()
-                if version.lstrip("v").startswith("2"):
+                if schema_kind(version) == "2.x":
                     schema = InfluxSchema2x(self.client, self.org, self.bucket,
                                             self.raw_retention_s, self.rollup_retention_s)
                 else:     # 1.x, 1.8's v2 compatibility, and servers that do not say

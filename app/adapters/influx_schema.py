@@ -49,6 +49,12 @@ RESAMPLE = {"1m": Resample("1m", "5m", 300), "1h": Resample("10m", "2h", 7200),
             "1d": Resample("1h", "2d", 172800)}
 
 
+def schema_kind(version: str) -> str:
+    """`2.x` for InfluxDB 2 (`v2.7.4`, `2.7.4`); `1.x` for 1.x, 1.8's v2 compatibility and servers
+    that do not say (their InfluxQL answers tell; a 2.x without the header would fail setup loudly)."""
+    return "2.x" if version.strip().lstrip("v").startswith("2") else "1.x"
+
+
 def rollup_rp(resolution: str) -> str:
     return f"bhs_{resolution}"
 
@@ -187,9 +193,9 @@ def flux_task(bucket: str, org: str, resolution: str) -> str:
     streams = []
     for fn in ROLLUP_FIELDS:
         streams.append(
-            f'{fn} = data |> aggregateWindow(every: {resolution}, fn: {fn}, createEmpty: false) '
+            f'agg_{fn} = data |> aggregateWindow(every: {resolution}, fn: {fn}, createEmpty: false) '
             f'|> set(key: "_field", value: "{fn}")')
-    names = ", ".join(ROLLUP_FIELDS)
+    names = ", ".join(f"agg_{fn}" for fn in ROLLUP_FIELDS)   # not `mean`...: those are Flux's
     return (f'option task = {{name: "{cq_name(resolution)}", every: {resample.every}}}\n'
             f'data = from(bucket: "{bucket}") |> range(start: -{resample.window}) '
             f'|> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")\n'

@@ -77,3 +77,20 @@ def test_buckets_of_a_rollup_width_come_from_the_rollup():
     odd = build_query("s", {"start": "-1d", "every": "15m", "fn": "mean"}, now=100 * D)
     assert odd.resolution == "raw" and odd.every == 900
     assert build_query("s", {"start": "-30d"}, now=100 * D).resolution == "1h"
+
+
+def test_which_influxdb_is_detected_from_its_version_header():
+    from app.adapters.influx_schema import schema_kind
+    assert schema_kind("1.6.7~rc0") == "1.x" and schema_kind("1.8.10") == "1.x"
+    assert schema_kind("v2.7.4") == "2.x" and schema_kind("2.7.11") == "2.x"
+    assert schema_kind("unknown") == "1.x"
+
+
+def test_the_2x_task_rolls_up_every_aggregate_into_its_bucket():
+    from app.adapters.influx_schema import flux_task
+    flux = flux_task("water", "bhs", "1h")
+    assert flux.startswith('option task = {name: "bhs_rollup_1h", every: 10m}')
+    assert 'from(bucket: "water") |> range(start: -2h)' in flux
+    for fn in ("mean", "min", "max", "count", "last"):
+        assert f'aggregateWindow(every: 1h, fn: {fn}, createEmpty: false) |> set(key: "_field", value: "{fn}")' in flux
+    assert flux.rstrip().endswith('|> to(bucket: "water_1h", org: "bhs")')
