@@ -156,7 +156,7 @@ def _build_devices(settings: Settings, network: Network, pipeline: IngestPipelin
     book = CommandBook(repository, registry, on_change=lambda command: broadcast("command_update", command),
                        expiry_s=settings.command_expiry_s, spawn=spawn, sleep=sleep)
     registry.on_back = book.resend   # a device heard from again gets its open commands
-    telemetry = TelemetryService(registry, pipeline.ingest, time.time)
+    telemetry = TelemetryService(registry, pipeline.ingest, time.time, settings.max_clock_skew_s)
     if mqtt_link is not None:
         from urllib.parse import unquote, urlparse
 

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlparse
 
 import requests
@@ -39,6 +40,10 @@ POLL_S = 2.0
 FIRMWARE = "bhs-fleet-1"
 # The server's command states that are final.
 FINAL = ("successful", "failed", "timeout", "expired")
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def assign_behaviours(count: int, silent: float, slow: float, failing: float) -> list[str]:
@@ -288,6 +293,19 @@ class FleetReport:
     commands: dict[str, list[dict]] = field(default_factory=dict)    # device id -> its commands
     tally: DeviceTally = field(default_factory=DeviceTally)
 
+    def round_trips_ms(self, part: str = "answering") -> list[float]:
+        """Control to outcome per finished command of `part` devices, by the server's own times."""
+        trips = []
+        for device_id, commands in self.commands.items():
+            if self.devices[device_id] != part:
+                continue
+            for command in commands:
+                times = {h["state"]: _seconds(h["at"]) for h in command["history"]}
+                end = times.get("successful", times.get("failed"))
+                if end is not None:
+                    trips.append((end - times["queued"]) * 1000)
+        return sorted(trips)
+
     def states(self, part: str | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
         for device_id, commands in self.commands.items():
@@ -445,6 +463,10 @@ def run_fleet(args, network) -> FleetReport:
             if part in report.devices.values():
                 states = ", ".join(f"{s}={n}" for s, n in sorted(report.states(part).items())) or "none"
                 print(f"  {part} devices: commands {states}")
+        trips = report.round_trips_ms()
+        if trips:
+            print(f"  answering round trip (control to successful) p50={trips[len(trips) // 2]:.0f} ms "
+                  f"p99={trips[min(len(trips) - 1, int(0.99 * len(trips)))]:.0f} ms over {len(trips)}")
         print(f"  controls issued={len(report.controls)} commands received={tally.commands_received} "
               f"answers sent={tally.answers_sent}")
     for error, count in sorted(tally.errors.items(), key=lambda item: -item[1]):

@@ -8,7 +8,8 @@ command to that device, and only to it:
     sent | delivered -> timeout  (no outcome within timeout_s of being sent)
 
 `sent`: handed to the broker (MQTT, `v1/devices/<id>/rpc/request/<command_id>`)
-or fetched by the device's HTTP poll. The device answers `{"status":
+or fetched by the device's HTTP poll (a device that polls gets its commands
+only that way, so its timeout starts when it has them). The device answers `{"status":
 "delivered"}` and then `{"status": "successful"|"failed", "result": ...}`
 (it may skip `delivered`). Every transition is timed in `history`, saved,
 and reported to `on_change` (pushed on /live as `command_update`).
@@ -49,6 +50,9 @@ POLL_STEP_S = 0.1
 MAX_POLL_S = 55.0
 # Commands listed at most by GET /api/commands.
 MAX_LISTED = 1000
+# A device that polled over HTTP within this long (s) takes its commands from its
+# polls, not the broker: `sent` then means fetched, and its timeout starts there.
+HTTP_POLLER_S = MAX_POLL_S + 10.0
 
 
 class CommandTransport(Protocol):
@@ -80,6 +84,7 @@ class CommandBook:
         self.transport: CommandTransport | None = None
         self._lock = threading.RLock()
         self._running = False
+        self._polled: dict[str, float] = {}    # device id -> when it last polled over HTTP
         now = clock()
         self._open: dict[str, dict] = {}
         for command in repository.open_commands():
@@ -133,6 +138,9 @@ class CommandBook:
 
     def _send(self, command: dict) -> None:
         transport = self.transport
+        polled = self._polled.get(command["device_id"])
+        if polled is not None and self.clock() - polled <= HTTP_POLLER_S:
+            return   # an HTTP device: its poll takes it
         if transport is None or not transport.send_command(command["device_id"], wire(command)):
             return
         self._mark_sent(command)
@@ -159,6 +167,7 @@ class CommandBook:
 
     def poll(self, device: Device, wait_s: float) -> list[dict]:
         """An HTTP device asks for its commands; waits up to wait_s for one."""
+        self._polled[device.id] = self.clock()
         self.registry.heard(device)
         deadline = self.clock() + min(max(wait_s, 0.0), MAX_POLL_S)
         while True:
@@ -169,6 +178,7 @@ class CommandBook:
                     command["http_fetched"] = True
                     self._mark_sent(command)
             if due or self.clock() >= deadline or not self._running:
+                self._polled[device.id] = self.clock()
                 return [wire(c) for c in sorted(due, key=lambda c: c["created_ts"])]
             self.sleep(POLL_STEP_S)
 

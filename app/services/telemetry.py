@@ -83,7 +83,7 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def parse(body, now: float) -> list[Entry]:
+def parse(body, now: float, max_skew_s: float = MAX_FUTURE_S) -> list[Entry]:
     """The body's entries, or InvalidInput saying where each problem is."""
     listed = isinstance(body, list)
     items = body if listed else [body]
@@ -114,8 +114,9 @@ def parse(body, now: float) -> list[Entry]:
                 if millis < MIN_TS_MS:
                     problems.append(_problem(index, "ts", "before the year 2000: milliseconds since the epoch"))
                     continue
-                if millis / 1000 > now + MAX_FUTURE_S:
-                    problems.append(_problem(index, "ts", "more than 5 minutes in the future"))
+                if millis / 1000 > now + max_skew_s:
+                    problems.append(_problem(index, "ts", f"more than {max_skew_s:g} s in the future "
+                                                          "(MAX_CLOCK_SKEW_S)"))
                     continue
                 ts = millis / 1000
         if len(values) > MAX_KEYS:
@@ -188,14 +189,15 @@ class TelemetryService:
     """Takes one device's telemetry body from HTTP or MQTT into the pipeline."""
 
     def __init__(self, registry: DeviceRegistry, ingest: Callable[..., list],
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], max_skew_s: float = MAX_FUTURE_S):
         self.registry = registry
         self.ingest = ingest
         self.clock = clock
+        self.max_skew_s = max_skew_s   # device times further ahead are refused
 
     def accept(self, device: Device, body, channel: str) -> dict:
         now = self.clock()
-        outcome = split(device, parse(body, now), now)
+        outcome = split(device, parse(body, now, self.max_skew_s), now)
         # Keys or a sensor_id naming sensors: only this device's own may be named.
         named = {k for k in outcome.keys if self.registry.owner_of(k) not in (None, device.id)}
         named |= outcome.named_sensors

@@ -144,3 +144,22 @@ def test_a_device_is_online_once_it_polls_or_answers_and_back_after_a_silence(pa
     assert registry.view(registry.get(device.id))["status"] == "offline"
     registry.heard(device)
     assert backs == [device.id, device.id]
+
+
+def test_a_device_that_polls_over_http_gets_its_commands_from_its_polls_not_the_broker(parts):
+    clock, _, _, book, device, _ = parts
+    transport = book.transport = Transport()
+    assert book.poll(device, 0) == []
+    created = book.create(device, control())
+    assert created["state"] == "queued" and transport.sent == []
+    clock.now += 30                                    # no timeout while it waits for the poll
+    book.tick()
+    fetched = book.poll(device, 0)
+    assert [c["id"] for c in fetched] == [created["id"]]
+    assert book.listing(device.id, None, 1)[0]["state"] == "sent"
+    clock.now += 10.5                                  # its timeout runs from the fetch
+    book.tick()
+    assert book.listing(device.id, None, 1)[0]["state"] == "timeout"
+    clock.now += 66                                    # it stopped polling: the broker again
+    book.create(device, control(5))
+    assert len(transport.sent) == 1
