@@ -149,6 +149,9 @@ def _build_devices(settings: Settings, network: Network, pipeline: IngestPipelin
     from app.services.telemetry import TelemetryService
 
     repository = SqliteRegistry(settings.devices_db_path)
+    if settings.redis_url:   # a device registered on one instance works on all
+        from app.services.cluster.shared_devices import SharingRepository
+        repository = SharingRepository(repository)
     registry = DeviceRegistry(repository, network, default_timeout_s=settings.command_timeout_s,
                               offline_after_s=settings.device_offline_after_s,
                               on_change=lambda view: broadcast("device_update", view),
@@ -200,8 +203,8 @@ def _presence_alerts(alerts: AlertBook):
     return on_presence
 
 
-def _build_cluster(settings, *, network, store, history, broadcaster, alerts, controls, engine, views,
-                   analysis, leader_work, mqtt_link, spawn, sleep):
+def _build_cluster(settings, *, network, store, history, broadcaster, alerts, controls, engine,
+                   registry, views, analysis, leader_work, mqtt_link, spawn, sleep):
     """Cluster mode: replicate accepted batches and operator state; the leader analyses and plans."""
     from app.adapters.redis_cluster import build_cluster
     from app.services.cluster.backfill import latest_from_history
@@ -231,8 +234,11 @@ def _build_cluster(settings, *, network, store, history, broadcaster, alerts, co
     def adopt_plan(body: dict) -> None:
         store.routing = body["view"]
 
+    from app.services.cluster.shared_devices import device_adopters
     shared = SharedState({"alert": alerts.adopt, "control": controls.adopt, "plan": adopt_plan,
-                          "decisions": store.add_decisions})
+                          "decisions": store.add_decisions,
+                          **device_adopters(registry.repository, registry)})
+    registry.repository.share = shared.share
     alerts.listeners.append(lambda alarm: shared.share("alert", alarm))
     controls.listeners.append(lambda control: shared.share("control", control))
     engine_broadcast = engine.broadcast
@@ -394,7 +400,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.redis_url:
         cluster, leader_work, analysis = _build_cluster(
             settings, network=network, store=store, history=history, broadcaster=broadcaster, alerts=alerts,
-            controls=controls, engine=engine, views=views, analysis=analysis,
+            controls=controls, engine=engine, registry=registry, views=views, analysis=analysis,
             leader_work=[*leader_work, *(c for c in (sources, simulator) if c is not None)],
             mqtt_link=mqtt_link, spawn=spawn, sleep=sleep)
         sources = simulator = None   # started and stopped with the lease now

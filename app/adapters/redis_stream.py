@@ -14,10 +14,13 @@ from app.adapters.redis_client import UNAVAILABLE
 from app.services.cluster.ports import BatchLog, LogEntry, LogUnavailable
 
 
-def _entries(raw) -> list[LogEntry]:
+def _entries(raw, skip_origin: str | None = None) -> list[LogEntry]:
     out = []
     for entry_id, fields in raw:
-        out.append(LogEntry(entry_id.decode(), fields[b"o"].decode(), json.loads(fields[b"r"])))
+        origin = fields[b"o"].decode()
+        # Our own batches are in our store already: don't pay for decoding them.
+        records = [] if origin == skip_origin else json.loads(fields[b"r"])
+        out.append(LogEntry(entry_id.decode(), origin, records))
     return out
 
 
@@ -37,13 +40,14 @@ class RedisBatchLog(BatchLog):
             raise LogUnavailable(str(error)) from None
         return entry_id.decode()
 
-    def read_after(self, last_id: str, count: int, block_s: float) -> list[LogEntry]:
+    def read_after(self, last_id: str, count: int, block_s: float,
+                   skip_origin: str | None = None) -> list[LogEntry]:
         try:
             reply = self.reader.xread({self.key: last_id}, count=count,
                                       block=int(block_s * 1000) if block_s > 0 else None)
         except UNAVAILABLE as error:
             raise LogUnavailable(str(error)) from None
-        return _entries(reply[0][1]) if reply else []
+        return _entries(reply[0][1], skip_origin) if reply else []
 
     def range(self, start_id: str, count: int) -> list[LogEntry]:
         try:

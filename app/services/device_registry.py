@@ -121,6 +121,16 @@ class DeviceRegistry:
             for key in [k for k, v in owned.items() if v == device.id]:
                 del owned[key]
 
+    def adopt(self, device: Device | None, device_id: str) -> None:
+        """Another instance of a cluster registered, changed or (None) deleted this device:
+        index it here too, so its token works whichever instance it reaches."""
+        with self._lock:
+            old = self._by_id.get(device_id)
+            if old is not None:
+                self._unindex(old)
+            if device is not None:
+                self._index(device)
+
     # -- administration ------------------------------------------------------------
     def register(self, spec: dict) -> tuple[dict, str, str]:
         """Register a device from a validated spec; returns (view, token, mqtt state)."""

@@ -28,6 +28,7 @@ from tests.services import MosquittoBroker
 LEASE_S = 4
 # Seconds of load before and after the kill (or the Redis outage).
 LOAD_BEFORE_S, LOAD_AFTER_S = 4, 4
+ADMIN_TOKEN = "cluster-admin-token"
 # Slack for noticing the new leader over HTTP polls (the lease itself is the bound).
 LEADER_POLL_SLACK_S = 1.0
 
@@ -147,7 +148,7 @@ def _spread_viewers(proxy: NginxProxy, want: str | None, at_least: int = 6, most
 def _run_kill(cluster_factory, influx, influx_db, kill_leader: bool) -> None:
     db, _ = influx_db
     group, proxy = cluster_factory(OPERATING_MODE="auto", ROUTING_INTERVAL_S="2",
-                                   ROUTING_DEBOUNCE_S="0.2")
+                                   ROUTING_DEBOUNCE_S="0.2", ADMIN_TOKENS=ADMIN_TOKEN)
     leader = wait_for(group.leader, bool, timeout=30)
     network = _network(proxy.url)
     offset = 0 if not kill_leader else 40
@@ -260,6 +261,19 @@ def _assert_operator_state_is_shared(group: Cluster, leader: str, network: dict)
                           headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
     assert acked.status_code == 200
     wait_for(alarms, lambda views: all(v[0]["acknowledged_by"] for v in views), timeout=20)
+
+    # A device registered on one instance sends telemetry to each of the others.
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    made = requests.post(group.servers[leader].url + "/api/devices", headers=admin, timeout=15, json={
+        "name": "Gauge", "kind": "gauge",
+        "telemetry": {"lvl": {"sensor_id": "cluster-gauge", "metric": "level", "unit": "m"}}})
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    for value, name in enumerate(n for n in group.servers if n != leader):
+        url = group.servers[name].url
+        wait_for(lambda: requests.post(f"{url}/api/v1/{token}/telemetry", json={"lvl": value + 1.0},
+                                       timeout=5).status_code, lambda code: code in (200, 201, 202),
+                 timeout=20)
 
     def plans():
         return [(requests.get(s.url + "/api/routing", timeout=5).json().get("generated_at"),

@@ -35,8 +35,11 @@ class BatchLog(ABC):
         """Add one batch; returns its id. Raises LogUnavailable."""
 
     @abstractmethod
-    def read_after(self, last_id: str, count: int, block_s: float) -> list[LogEntry]:
-        """Entries after `last_id` ("0" for all), waiting up to block_s for one."""
+    def read_after(self, last_id: str, count: int, block_s: float,
+                   skip_origin: str | None = None) -> list[LogEntry]:
+        """Entries after `last_id` ("0" for all), waiting up to block_s for one.
+
+        Entries of `skip_origin` come without their records (not decoded)."""
 
     @abstractmethod
     def range(self, start_id: str, count: int) -> list[LogEntry]:
@@ -112,7 +115,8 @@ class MemoryLog(BatchLog):
         key = _id_key(last_id)
         return [e for e in self.entries if _id_key(e.id) > key]
 
-    def read_after(self, last_id: str, count: int, block_s: float) -> list[LogEntry]:
+    def read_after(self, last_id: str, count: int, block_s: float,
+                   skip_origin: str | None = None) -> list[LogEntry]:
         if self.down:
             raise LogUnavailable("log is down")
         with self._cond:

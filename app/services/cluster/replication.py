@@ -76,15 +76,17 @@ class Replicator:
     # -- the accepting side -------------------------------------------------------
     def publish(self, records: list[dict]) -> None:
         """Append an accepted batch to the log, or to the outbox while the log is away."""
+        if not self._spooling:
+            # No lock around the append: concurrent requests' appends need no
+            # order between them (the store keeps the newest reading by time).
+            try:
+                self.log.append(self.incarnation, records)
+                self.published_batches += 1
+                return
+            except LogUnavailable as error:
+                self._down(error)
         with self._lock:
-            if not self._spooling:
-                try:
-                    self.log.append(self.incarnation, records)
-                    self.published_batches += 1
-                    return
-                except LogUnavailable as error:
-                    self._down(error)
-                    self._spooling = True
+            self._spooling = True
             self.outbox.put(self.incarnation, records)
         self._wake.set()
 
@@ -144,7 +146,8 @@ class Replicator:
         backoff = RETRY_MIN_S
         while self._running:
             try:
-                entries = self.log.read_after(self.last_id, READ_COUNT, READ_BLOCK_S)
+                entries = self.log.read_after(self.last_id, READ_COUNT, READ_BLOCK_S,
+                                              skip_origin=self.incarnation)
             except LogUnavailable as error:
                 self._down(error)
                 self.sleep(backoff)

@@ -1,4 +1,4 @@
-"""Shared operator state: alarms, controls, the plan and decisions, the same on every instance.
+"""Shared operator state: alarms, controls, the plan, decisions and the device registry.
 
 Each change is made where it happens (an operator's ack on whichever instance
 served it, the leader's plan and decisions) and recorded and broadcast there,
@@ -18,7 +18,7 @@ from app.services.cluster.replication import Replicator
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("alert", "control", "plan", "decisions")
+KINDS = ("alert", "control", "plan", "decisions", "device", "device_deleted")
 
 
 class SharedState:
@@ -39,6 +39,7 @@ class SharedState:
         self.replicator.publish([{"kind": kind, "data": data}])
 
     def share_plan(self, view: dict, plan) -> None:
+        # RoutingPlan.from_dict takes this back on a new leader.
         body = {"view": view, "plan": dataclasses.asdict(plan) if plan is not None else None}
         self.latest_plan = body
         self.share("plan", body)
