@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 NodeKind = Literal["source", "plant", "pump_station", "reservoir", "junction", "zone"]
 LinkKind = Literal["pipe", "pump", "valve"]
@@ -18,6 +18,10 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 # When a sensor gives no reporting interval, how often it is expected to report.
 DEFAULT_INTERVAL_S = 10.0
+# Energy to lift 1 m3 by 1 m: rho * g / 3.6e6 J per kWh = 1000 * 9.81 / 3.6e6 kWh.
+KWH_PER_M3_PER_M = 0.002725
+# Wire-to-water efficiency of a pump given without one (large pump sets: 0.7-0.8).
+DEFAULT_PUMP_EFFICIENCY = 0.75
 
 
 class NetworkFileError(ValueError):
@@ -58,10 +62,20 @@ class Link(BaseModel):
     kind: LinkKind
     name: str | None = None
     capacity: NonNegative
-    # Pumping energy per m3 moved (kWh/m3), for pumps; 0 for gravity.
+    # Pumping energy per m3 moved (kWh/m3), for pumps; 0 for gravity. A pump given
+    # only its head (m) gets rho*g*H/eta = 0.002725 * head / efficiency (DOMAIN.md).
     energy: NonNegative = 0.0
+    head: NonNegative | None = None
+    efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
     # A pipe water may flow through either way (EPANET pipes); flow may be negative.
     bidirectional: bool = False
+
+
+    @model_validator(mode="after")
+    def _energy_from_head(self) -> "Link":
+        if self.kind == "pump" and not self.energy and self.head:
+            self.energy = round(KWH_PER_M3_PER_M * self.head / (self.efficiency or DEFAULT_PUMP_EFFICIENCY), 4)
+        return self
 
 
 class Sensor(BaseModel):

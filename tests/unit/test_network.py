@@ -65,3 +65,15 @@ def test_malformed_file_names_the_line(tmp_path):
     path.write_text("\n".join(text))
     with pytest.raises(NetworkFileError, match="line 4"):
         Network.load(path)
+
+
+def test_a_pump_given_only_its_head_gets_the_energy_it_takes():
+    from tests.unit.networks import link, network, node
+    net = network([node("S", "source", capacity=10), node("Z", "zone", demand=5, priority=1)],
+                  [link("P", "S", "Z", 10, kind="pump", head=450), link("Q", "S", "Z", 10, kind="pump", head=100,
+                                                                        efficiency=0.5),
+                   link("R", "S", "Z", 10, kind="pump", energy=0.3, head=450)])
+    # DOMAIN.md: about 1.6 kWh/m3 at H = 450 m and efficiency 0.75.
+    assert net.links["P"].energy == pytest.approx(1.635, abs=1e-3)
+    assert net.links["Q"].energy == pytest.approx(0.545, abs=1e-3)
+    assert net.links["R"].energy == 0.3          # a stated energy wins
