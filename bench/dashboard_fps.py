@@ -50,8 +50,9 @@ def run() -> dict:
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
             page.goto(server.url)
             page.wait_for_selector("#connection.live")
-            page.wait_for_selector("#map .node.zone")
-            page.click("[data-node=Z_SOUTH]")
+            while not page.evaluate("() => !!(window.bhsMap && bhsMap.nodes().length)"):
+                time.sleep(0.2)
+            page.evaluate("() => bhsMap.getElementById('Z_SOUTH').emit('tap')")   # its trend charts redraw
             loader.start()
             time.sleep(2)
             gaps = page.evaluate(MEASURE)

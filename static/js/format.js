@@ -98,6 +98,7 @@ export function shortName(node) {
   if (!node) return "";
   if (node.short_name) return node.short_name;
   let name = node.name || node.id;
+  if (node.id && name !== node.id && name.includes(node.id)) return node.id;   // "Junction J-12" -> "J-12"
   for (const [pattern, replacement] of SHORTENINGS) name = name.replace(pattern, replacement);
   return name.trim() || node.id;
 }

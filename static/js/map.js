@@ -22,6 +22,15 @@ const COLOURS = { source: "#a371f7", plant: "#39c5cf", pump_station: "#db6d28", 
 const SHAPES = { source: "diamond", plant: "round-rectangle", pump_station: "hexagon", reservoir: "barrel",
   junction: "ellipse", zone: "ellipse" };
 const SIZES = { source: 22, plant: 18, pump_station: 18, reservoir: 16, junction: 9, zone: 22 };
+// On a large network demand nodes are many and small; the few works stand out.
+const LARGE_SIZES = { source: 14, plant: 12, pump_station: 12, reservoir: 12, junction: 3, zone: 5 };
+// Kinds labelled on a large network (the rest on hover and selection).
+const LARGE_LABELLED = new Set(["source", "plant", "pump_station", "reservoir"]);
+const GRID = 60;           // spatial index cell for label placement (model units)
+// Level of detail on a large network: below this many times the fitted zoom
+// the thousands of demand nodes and junctions are not drawn (the links still
+// are, with their flow colours); zoomed in, the canvas draws only what is in view.
+const DETAIL_ZOOM = 2.5;
 
 let cy = null;
 let dashTimer = null;
@@ -54,11 +63,9 @@ function projector(nodes, width, height) {
 
 function styles() {
   const node = {
-    "background-color": (n) => COLOURS[n.data("kind")] || "#8b949e",
-    shape: (n) => SHAPES[n.data("kind")] || "ellipse",
-    width: (n) => (large && n.data("kind") === "junction" ? 4 : SIZES[n.data("kind")] || 12),
-    height: (n) => (large && n.data("kind") === "junction" ? 4 : SIZES[n.data("kind")] || 12),
-    "border-width": 2, "border-color": "#0b0f14",
+    "background-color": "data(colour)", shape: "data(shape)",
+    width: "data(size)", height: "data(size)",
+    "border-width": large ? 0 : 2, "border-color": "#0b0f14",
     label: "data(label)", color: "#c9d1d9", "font-size": LABEL_FONT,
     "text-halign": "data(halign)", "text-valign": "data(valign)", "text-margin-x": "data(mx)", "text-margin-y": "data(my)",
     "text-outline-color": "#0b0f14", "text-outline-width": 2, "min-zoomed-font-size": large ? 9 : 0,
@@ -66,6 +73,7 @@ function styles() {
   return [
     { selector: "node", style: node },
     { selector: "node.nolabel", style: { label: "" } },
+    { selector: "node.minor", style: { display: "element" } },
     { selector: "node.nolabel.hover, node.nolabel:selected", style: { label: "data(label)", "z-index": 20 } },
     { selector: "node.suspect", style: { "border-color": "#d29922", "border-width": 3 } },
     { selector: "node.bad", style: { "border-color": "#d2a8ff", "border-width": 3 } },
@@ -75,14 +83,19 @@ function styles() {
     { selector: "edge", style: {
       width: "data(width)", "line-color": "#3b4451", "curve-style": large ? "haystack" : "straight",
       "target-arrow-shape": "none", "arrow-scale": 0.8, "overlay-opacity": 0,
-      label: "data(label)", "font-size": 9, color: "#f2cc60", "text-outline-color": "#0b0f14", "text-outline-width": 2,
+      "font-size": 9, color: "#f2cc60", "text-outline-color": "#0b0f14", "text-outline-width": 2,
       "text-rotation": "none" } },
+    { selector: "edge.restricted, edge.stopped", style: { label: "data(label)" } },
     { selector: "edge.low", style: { "line-color": "#58a6ff", "mid-target-arrow-color": "#58a6ff" } },
     { selector: "edge.mid", style: { "line-color": "#e3b341", "mid-target-arrow-color": "#e3b341" } },
     { selector: "edge.high", style: { "line-color": "#ff7b72", "mid-target-arrow-color": "#ff7b72" } },
-    { selector: "edge.flowing", style: { "line-style": "dashed", "line-dash-pattern": [10, 4], "mid-target-arrow-shape": large ? "none" : "triangle" } },
-    { selector: "edge.reverse", style: { "mid-target-arrow-shape": "none", "mid-source-arrow-shape": large ? "none" : "triangle",
-      "mid-source-arrow-color": (e) => e.style("line-color") } },
+    // Dashes and arrows cost most of a frame on a large network: there they
+    // show only on the links of the selected node.
+    { selector: large ? "edge.flowing.focus" : "edge.flowing", style: { "line-style": "dashed", "line-dash-pattern": [10, 4], "mid-target-arrow-shape": "triangle" } },
+    { selector: large ? "edge.reverse.focus" : "edge.reverse", style: { "mid-target-arrow-shape": "none", "mid-source-arrow-shape": "triangle" } },
+    { selector: "edge.reverse.low", style: { "mid-source-arrow-color": "#58a6ff" } },
+    { selector: "edge.reverse.mid", style: { "mid-source-arrow-color": "#e3b341" } },
+    { selector: "edge.reverse.high", style: { "mid-source-arrow-color": "#ff7b72" } },
     { selector: "edge.restricted", style: { "line-outline-width": 2, "line-outline-color": "#f2cc60" } },
     { selector: "edge.stopped", style: { "line-color": "#6e7681", "line-style": "dashed", "line-dash-pattern": [3, 3], width: 2,
       "mid-target-arrow-shape": "none", color: "#c9d1d9" } },
@@ -122,14 +135,25 @@ function labelBox(n, halign, valign, w, h, e) {
   return { x1: tx1 - e, y1: ty1 - e, x2: tx1 + tw + e, y2: ty1 + th + e };
 }
 
+// Boxes bucketed on a grid, so a placement looks only at its neighbours.
+class BoxIndex {
+  constructor() { this.cells = new Map(); }
+  *keys(b) {
+    for (let i = Math.floor((b.x1 - LABEL_GAP) / GRID); i <= Math.floor((b.x2 + LABEL_GAP) / GRID); i += 1)
+      for (let j = Math.floor((b.y1 - LABEL_GAP) / GRID); j <= Math.floor((b.y2 + LABEL_GAP) / GRID); j += 1) yield `${i},${j}`;
+  }
+  push(b) { for (const k of this.keys(b)) { if (!this.cells.has(k)) this.cells.set(k, []); this.cells.get(k).push(b); } }
+  near(b) { const out = new Set(); for (const k of this.keys(b)) for (const x of this.cells.get(k) || []) out.add(x); return [...out]; }
+}
+
 // Greedy placement: most important kinds first; a label goes in the first of
 // Cytoscape's eight places that overlaps no node body, no edge label and no
 // label placed before; a label that fits nowhere shows on hover and selection.
 export function placeLabels() {
   if (!cy) return;
-  const labelled = cy.nodes().filter((n) => n.data("label") && !(large && n.data("kind") === "junction"));
+  const labelled = cy.nodes().filter((n) => n.data("label") && (!large || LARGE_LABELLED.has(n.data("kind"))));
   cy.batch(() => {
-    cy.nodes().addClass("nolabel");
+    if (!large) cy.nodes().addClass("nolabel");
     labelled.removeClass("nolabel").forEach((n) => n.data({ halign: "right", valign: "center", ...marginsOf("right", "center") }));
   });
   const size = new Map();
@@ -138,8 +162,11 @@ export function placeLabels() {
     const e = (n.position().x + n.width() / 2 + MARGIN) - bb.x1;
     size.set(n.id(), [bb.w, bb.h, e]);
   });
-  const taken = [];
-  cy.nodes().forEach((n) => taken.push({ ...n.boundingBox({ includeLabels: false, includeOverlays: false }), owner: n.id() }));
+  const taken = new BoxIndex();
+  cy.nodes().forEach((n) => {      // node bodies, from position and size (cheaper than a bounding box each)
+    const { x, y } = n.position(), r = n.data("size") / 2 + (large ? 0 : 2);
+    taken.push({ x1: x - r, y1: y - r, x2: x + r, y2: y + r, owner: n.id() });
+  });
   // Link labels (openings, stopped pumps) sit at the link's middle; one that
   // would cover another is left to the tooltip.
   const edges = cy.edges().filter((e) => e.data("fullLabel"));
@@ -147,7 +174,7 @@ export function placeLabels() {
   edges.forEach((e) => {
     const bb = e.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true });
     if (bb.w <= 0) return;
-    if (taken.some((t) => !t.owner && overlaps(bb, t))) e.data("label", "");
+    if (taken.near(bb).some((t) => !t.owner && overlaps(bb, t))) e.data("label", "");
     else taken.push(bb);
   });
   const chosen = new Map();
@@ -155,7 +182,7 @@ export function placeLabels() {
     const [w, h, e] = size.get(n.id());
     for (const [halign, valign] of PLACES) {
       const box = labelBox(n, halign, valign, w, h, e);
-      if (!taken.some((t) => t.owner !== n.id() && overlaps(box, t))) {
+      if (!taken.near(box).some((t) => t.owner !== n.id() && overlaps(box, t))) {
         taken.push(box);
         chosen.set(n.id(), [halign, valign]);
         return;
@@ -198,6 +225,7 @@ function spread(positions) {
 }
 
 export function buildMap(container, select, tooltip) {
+  const started = performance.now();
   onSelect = select;
   const { nodes, links } = state.network;
   large = nodes.length > LARGE;
@@ -208,8 +236,12 @@ export function buildMap(container, select, tooltip) {
   const names = shortNames(nodes);
   const elements = [
     ...nodes.map((n) => ({ group: "nodes", data: { id: n.id, kind: n.kind, name: n.name,
-      label: large && n.kind === "junction" ? "" : (names.get(n.id) || n.id).replace(/ GLR$/, ""),
-      halign: "right", valign: "center", mx: 2, my: 0 }, position: place(n) })),
+      size: (large ? LARGE_SIZES : SIZES)[n.kind] || 12, colour: COLOURS[n.kind] || "#8b949e",
+      shape: SHAPES[n.kind] || "ellipse",
+      label: (names.get(n.id) || n.id).replace(/ GLR$/, ""),
+      halign: "right", valign: "center", mx: 2, my: 0 }, position: place(n),
+      // Large networks start unlabelled: measuring thousands of labels is the slow part.
+      classes: large ? `nolabel${n.kind === "junction" || n.kind === "zone" ? " minor" : ""}` : "" })),
     ...links.map((l) => ({ group: "edges", data: { id: l.id, source: l.from, target: l.to, kind: l.kind,
       name: l.name || l.id, width: 2, label: "" } })),
   ];
@@ -237,8 +269,10 @@ export function buildMap(container, select, tooltip) {
   updateFlows();
   placeLabels();
   cy.fit(undefined, 16);        // after the labels, so none sits outside the view
+  if (large) watchDetail();
   startDashes();
-  window.bhsMap = cy;          // for the browser tests and the console
+  window.bhsMap = cy;          // for the browser tests, the bench and the console
+  window.bhsMapBuildMs = Math.round(performance.now() - started);
   return cy;
 }
 
@@ -288,13 +322,29 @@ export function updateFlows() {
   if (key !== labelKey) { labelKey = key; placeLabels(); }
 }
 
+let fittedZoom = 1;
+let detailShown = null;
+function watchDetail() {
+  fittedZoom = cy.zoom();
+  const apply = () => {
+    const show = cy.zoom() >= fittedZoom * DETAIL_ZOOM;
+    if (show === detailShown) return;
+    detailShown = show;
+    cy.style().selector("node.minor").style("display", show ? "element" : "none").update();
+  };
+  detailShown = null;
+  apply();
+  cy.on("zoom", apply);
+}
+
 function startDashes() {
   clearInterval(dashTimer);
-  if (large || matchMedia("(prefers-reduced-motion: reduce)").matches) return;
+  if (matchMedia("(prefers-reduced-motion: reduce)").matches) return;
+  const moving = large ? "edge.flowing.focus" : "edge.flowing";
   dashTimer = setInterval(() => {
-    if (!cy || document.hidden) return;
+    if (!cy || document.hidden || (large && cy.edges(".focus").empty())) return;
     dashOffset = (dashOffset + 1) % 14;
-    cy.style().selector("edge.flowing").style("line-dash-offset", -dashOffset).update();
+    cy.style().selector(moving).style("line-dash-offset", -dashOffset).update();
   }, DASH_STEP_MS);
 }
 
@@ -316,7 +366,8 @@ export function markAlerting(nodeIds) {
 export function markSelected(nodeId) {
   if (!cy) return;
   cy.nodes(":selected").unselect();
-  if (nodeId) cy.getElementById(nodeId).select();
+  cy.edges(".focus").removeClass("focus");
+  if (nodeId) cy.getElementById(nodeId).select().connectedEdges().addClass("focus");
 }
 
 export function zoomBy(factor) {
@@ -325,5 +376,5 @@ export function zoomBy(factor) {
 }
 
 export function fit() {
-  if (cy) { cy.resize(); cy.fit(undefined, 24); }
+  if (cy) { cy.resize(); cy.fit(undefined, 16); }
 }
