@@ -1,15 +1,15 @@
 // The station chart (uPlot, vendored): live readings plus history with min/max
 // bands, over 1 h / 24 h / 7 d / 30 d, and a CSV download.
 //
-// History comes from /api/history/<id>. A server that picks the resolution
-// itself answers with `resolution` and points carrying `min`/`max`; an older
-// one is asked for mean, min and max buckets of a width chosen here.
+// History comes from /api/history/<id>: the server picks the resolution from
+// the range (raw up to 6 h, then rollups whose points carry `min`/`max`); an
+// older server without `resolution` is asked for mean, min and max buckets.
 import { state } from "./state.js";
 import { decimalsOf, el, measure } from "./format.js";
 import { authorised } from "./controls.js";
 
 const RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
-// Bucket widths for servers that do not pick a resolution (about 300-700 points a range).
+// Bucket widths for older servers that do not pick a resolution (about 700 points a range).
 const EVERY = { "1h": null, "24h": "2m", "7d": "15m", "30d": "1h" };
 const LIVE_REDRAW_MS = 1000;
 const $ = (id) => document.getElementById(id);
@@ -32,22 +32,21 @@ async function getJson(path) {
 async function loadHistory(sensorId, range) {
   const base = `/api/history/${encodeURIComponent(sensorId)}?start=-${range}`;
   const every = EVERY[range];
-  const first = await getJson(every ? `${base}&every=${every}&fn=mean` : base);
-  const rows = first.points || [];
-  const out = { t: [], v: [], lo: [], hi: [], resolution: first.resolution || (every ? `${every} buckets` : "raw") };
-  const banded = rows.some((p) => p.min !== undefined && p.max !== undefined);
-  for (const p of rows) {
-    out.t.push(seconds(p.t ?? p.time));
-    out.v.push(p.v ?? p.mean ?? p.value ?? null);
-    out.lo.push(banded ? p.min : null);
-    out.hi.push(banded ? p.max : null);
-  }
-  if (!banded && every && !first.resolution) {
+  let reply = await getJson(base);                   // the server picks the resolution ...
+  if (!reply.resolution && every) {                  // ... or, an older server, buckets of our choosing
+    reply = await getJson(`${base}&every=${every}&fn=mean`);
+    reply.resolution = `${every} buckets`;
     const [lows, highs] = await Promise.all([getJson(`${base}&every=${every}&fn=min`), getJson(`${base}&every=${every}&fn=max`)]);
     const byT = (list) => new Map((list.points || []).map((p) => [seconds(p.t), p.v]));
     const lo = byT(lows), hi = byT(highs);
-    out.lo = out.t.map((t) => lo.get(t) ?? null);
-    out.hi = out.t.map((t) => hi.get(t) ?? null);
+    for (const p of reply.points || []) { p.min = lo.get(seconds(p.t)); p.max = hi.get(seconds(p.t)); }
+  }
+  const out = { t: [], v: [], lo: [], hi: [], resolution: reply.resolution || "raw" };
+  for (const p of reply.points || []) {
+    out.t.push(seconds(p.t ?? p.time));
+    out.v.push(p.v ?? p.mean ?? p.value ?? null);
+    out.lo.push(p.min ?? null);
+    out.hi.push(p.max ?? null);
   }
   return out;
 }
