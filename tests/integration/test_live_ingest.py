@@ -109,5 +109,8 @@ def test_reads_return_what_was_ingested(server):
     assert entry["stale"] is False and "received_at" in entry
     status = requests.get(server.url + "/api/status", timeout=5).json()
     assert status["readings"]["ingested"]["by_source"]["http"] >= 3
-    assert requests.get(server.url + "/api/latest/never-seen", timeout=5).json() == {
-        "sensorId": "never-seen", "found": False}
+    missing = requests.get(server.url + "/api/latest/never-seen", timeout=5)
+    body = missing.json()
+    # The prototype's fields stay; the contract's error envelope sits beside them.
+    assert missing.status_code == 404 and body["sensorId"] == "never-seen" and body["found"] is False
+    assert body["error"]["code"] == "not_found"
