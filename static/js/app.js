@@ -148,6 +148,11 @@ async function refresh(path, apply) {
 }
 
 const refreshWqi = () => refresh("/api/wqi", (body) => { state.wqi = body.stations; markDirty("wqi"); });
+const refreshExternal = () => refresh("/api/sources", (body) => {
+  panels.renderExternalSources($("ext-sources"), body.sources || [], async (id) => {
+    if (await call(`/api/sources/${encodeURIComponent(id)}/refresh`)) { show(`Refreshing ${id}.`, true); setTimeout(refreshExternal, 1500); }
+  });
+});
 const refreshForecast = () => refresh("/api/forecast", (body) => { state.forecast = body; markDirty("forecast"); });
 
 async function loadNetwork(rebuild = true) {
@@ -187,6 +192,7 @@ function connect() {
     refreshSimulator();
     setTimeout(refreshWqi, 3000);   // quality sensors report within seconds of a start
     refreshForecast();
+    refreshExternal();
   });
   socket.on("disconnect", () => { state.live = false; showBadge(); });
   socket.on("connect_error", (err) => {
@@ -257,7 +263,7 @@ function boot() {
   requestAnimationFrame(draw);
   setInterval(() => { tickAges(); showStaleBanner(); showBadge(); }, 1000);
   setInterval(() => { if (state.live) refreshWqi(); }, WQI_EVERY_MS);
-  setInterval(() => { if (state.live) refreshForecast(); }, FORECAST_EVERY_MS);
+  setInterval(() => { if (state.live) { refreshForecast(); refreshExternal(); } }, FORECAST_EVERY_MS);
   // Shelved alarms return by themselves; redraw so the panel shows them again on time.
   setInterval(() => { if ([...state.alerts.values()].some((a) => a.shelved)) markDirty("alerts"); }, 5000);
   addEventListener("pagehide", () => { if (state.live) saveCache(); });

@@ -177,3 +177,17 @@ export function updateDetail() {
     }
   }
 }
+
+// External sources (SOURCES_FILE): each one's state, last success and what it brought.
+export function renderExternalSources(root, sources, refresh) {
+  const body = root.tBodies[0];
+  if (sources === null) { body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "Not available on this server." }))); return; }
+  body.replaceChildren(...sources.map((s) => el("tr", { dataset: { source: s.id } },
+    el("td", { text: s.id, title: `${s.type || ""} ${s.url || ""}`.trim() }),
+    el("td", {}, el("span", { class: `ext-status ${s.status}`, text: s.status, title: s.last_error || "" })),
+    el("td", {}, s.last_success ? ageSpan(tsOf(s.last_success)) : el("span", { class: "muted", text: "never" })),
+    el("td", { text: String(s.readings_ingested ?? "–") }),
+    el("td", {}, el("button", { type: "button", class: "small", text: "Refresh", "aria-label": `Refresh ${s.id}`,
+      onclick: () => refresh(s.id) })))));
+  if (!sources.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "None configured (SOURCES_FILE)." })));
+}

@@ -109,6 +109,8 @@ def test_dashboard_at_two_sizes_with_controls_in_view_and_no_errors(live_server,
         # Forecasts from the first minute: a labelled estimate, not dashes.
         page.page.locator("#forecast tbody tr").first.wait_for()
         assert "estimate" in text(page, "#forecast") or "learned" in text(page, "#forecast")
+        expect(page.page.locator("#ext-sources")).to_contain_text("None configured")   # no SOURCES_FILE here
+        page.page.mouse.move(5, 5)     # no hover tooltip in the picture
         time.sleep(1.5)   # let the flow animation and ages settle for the picture
         page.page.screenshot(path=str(artifacts / f"dashboard-{width}x{height}.png"))
         assert page.errors == []
