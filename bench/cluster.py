@@ -45,7 +45,7 @@ def _probe(url: str, seconds: float) -> int:
         sent += 1
         try:
             session.post(url + "/api/sensors", timeout=5,
-                         json=[{"sensor_id": f"probe-{sent % 20}", "value": float(sent % 2 * 50),
+                         json=[{"sensor_id": f"probe-{sent % 20}", "value": float(sent),
                                 "timestamp": stamp(time.time())}])
         except requests.RequestException:
             pass

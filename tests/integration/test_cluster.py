@@ -231,6 +231,8 @@ def _run_kill(cluster_factory, influx, influx_db, kill_leader: bool) -> None:
     # No command went out twice: each operator control once, no id repeated.
     commands.wait_for_ids({c["id"] for c in controls_ok})
     ids = Counter(c["id"] for c in commands.received)
+    print(f"{len(accepted)} readings accepted ({sum(isinstance(f, MqttFeeder) and len(f.accepted) for f in feeders)}"
+          f" over MQTT); {len(commands.received)} commands seen, {len(controls_ok)} of them operators'")
     assert ids and max(ids.values()) == 1
     assert {c["id"] for c in controls_ok} <= set(ids)
     commands.close()
