@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 
-from app.errors import DomainError
+from app.errors import DomainError, NotFound
 from app.services.device_commands import CommandBook
 from app.services.device_registry import DeviceRegistry
 from app.services.telemetry import TelemetryService
@@ -38,7 +38,9 @@ class MqttDevices:
         self.book = book
         self.max_payload = max_payload
         link.route(TELEMETRY_FILTER, self._on_telemetry)
-        link.route(RESPONSE_FILTER, self._on_response)
+        # Not shared in a cluster: a command's state lives on the instance that created
+        # it, so every instance hears each answer and the one holding the command takes it.
+        link.route(RESPONSE_FILTER, self._on_response, shared=False)
         link.guard = self.guard
         link.on_connected.append(self._on_connected)
         self._presence_listener = link.on_presence
@@ -99,6 +101,9 @@ class MqttDevices:
             return
         try:
             self.book.answer(device, topic.rsplit("/", 1)[1], body)
+        except NotFound as error:
+            if self.link.share_group is None:   # in a cluster another instance holds it
+                self._drop(topic, error.message)
         except DomainError as error:
             self._drop(topic, error.message)
 
