@@ -177,7 +177,7 @@ def memory_rows(table: Table, soak_s: float) -> None:
               method="simulator + 1,000 readings/s + 20 clients, InfluxDB; slope of the 2nd half")
 
 
-def other_scripts(table: Table) -> None:
+def other_scripts(table: Table, timeout_s: float = OTHER_SCRIPT_TIMEOUT_S) -> None:
     """Bench scripts added by other parts of the project: run as they are, closing lines kept."""
     for path in sorted((ROOT / "bench").glob("*.py")):
         if path.stem in KNOWN or "__main__" not in path.read_text():
@@ -185,11 +185,11 @@ def other_scripts(table: Table) -> None:
         started = time.time()
         try:
             out = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True,
-                                 timeout=OTHER_SCRIPT_TIMEOUT_S)
+                                 timeout=timeout_s)
             lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
             summary = "; ".join(lines[-3:])[:300] if out.returncode == 0 else f"exit {out.returncode}"
         except subprocess.TimeoutExpired:
-            summary = f"stopped after {OTHER_SCRIPT_TIMEOUT_S} s"
+            summary = f"stopped after {timeout_s:.0f} s"
         table.add(f"bench/{path.name}", None, "", detail=summary.replace("|", "/"),
                   method=f"its own defaults, {time.time() - started:.0f} s")
 
@@ -243,6 +243,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="latency runs per row (median)")
     parser.add_argument("--skip", default="", help="comma-separated: modes,mqtt,influx,routing,dashboard,memory,others")
     parser.add_argument("--out", default="run_all", help="name of the JSON and PNG under bench/results/")
+    parser.add_argument("--other-timeout", type=float, default=OTHER_SCRIPT_TIMEOUT_S,
+                        help="seconds each of the other parts' scripts may run")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     interval = args.interval_ms
@@ -262,7 +264,7 @@ def main() -> None:
         influx.close()
     for name, step in (("mqtt", lambda: mqtt_rows(table)), ("influx", lambda: influx_rows(table)),
                        ("routing", lambda: routing_rows(table)), ("dashboard", lambda: dashboard_rows(table)),
-                       ("memory", lambda: memory_rows(table, args.soak)), ("others", lambda: other_scripts(table))):
+                       ("memory", lambda: memory_rows(table, args.soak)), ("others", lambda: other_scripts(table, args.other_timeout))):
         if name in skip:
             continue
         print(f"{name} ...", flush=True)
