@@ -36,7 +36,8 @@ from bench.common import Influx, cpu_count  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 # Scripts this runner knows; any other bench/*.py with a __main__ is run as it is.
 KNOWN = {"__init__", "common", "load", "relay", "run_all", "clients", "dashboard_fps", "http_ingest",
-         "latency", "memory", "mqtt_ingest", "routing_solve", "influx_write", "profile", "interval_study"}
+         "latency", "memory", "mqtt_ingest", "routing_solve", "influx_write", "profile", "interval_study",
+         "ab_ingest"}
 # Seconds another helper's script may run before it is stopped.
 OTHER_SCRIPT_TIMEOUT_S = 600
 
