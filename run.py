@@ -30,6 +30,7 @@ import sys  # noqa: E402
 from app import create_app  # noqa: E402
 from app.adapters.sources.config import SourcesFileError  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.serving import run_options  # noqa: E402
 
 logger = logging.getLogger("bhs")
 
@@ -66,9 +67,8 @@ def main() -> None:
     if ASYNC_MODE == "eventlet":
         logger.info("eventlet is in bugfix-only maintenance upstream; ASYNC_MODE=gevent or "
                     "threading run the same server (README, Configuration)")
-    run_options = {"max_size": settings.max_connections} if ASYNC_MODE == "eventlet" else {}
     socketio.run(app, host=settings.host, port=settings.port, log_output=False,
-                 allow_unsafe_werkzeug=True, **run_options)
+                 allow_unsafe_werkzeug=True, **run_options(ASYNC_MODE, settings.max_connections))
 
 
 if __name__ == "__main__":

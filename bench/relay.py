@@ -21,9 +21,13 @@ elif MODE == "gevent":
 
 import threading  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from flask import Flask, request  # noqa: E402
 from flask_socketio import SocketIO  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.serving import run_options  # noqa: E402
 
 PORT = int(sys.argv[1])
 INTERVAL_S = int(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.05
@@ -75,5 +79,5 @@ def tick():
 
 if __name__ == "__main__":
     socketio.start_background_task(tick)
-    options = {"max_size": 4096} if MODE == "eventlet" else {}
-    socketio.run(app, host="127.0.0.1", port=PORT, log_output=False, allow_unsafe_werkzeug=True, **options)
+    socketio.run(app, host="127.0.0.1", port=PORT, log_output=False, allow_unsafe_werkzeug=True,
+                 **run_options(MODE, 4096))
