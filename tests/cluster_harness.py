@@ -77,8 +77,10 @@ class HttpFeeder(threading.Thread):
     """Posts batches of readings through one URL; remembers what got a 2xx."""
 
     def __init__(self, url: str, sensors: list[dict], batch: int = 10, pause_s: float = 0.03,
-                 clock=None):
+                 clock=None, per_sensor: int = 100):
         super().__init__(daemon=True)
+        # At most this many readings per sensor, so all fit in the store's recent points.
+        self.limit = per_sensor * len(sensors)
         self.url = url
         self.sensors = sensors
         self.batch = batch
@@ -93,7 +95,9 @@ class HttpFeeder(threading.Thread):
     def run(self) -> None:
         cycle = itertools.cycle(self.sensors)
         flip = 0
-        while self.running:
+        sent = 0
+        while self.running and sent + self.batch <= self.limit:
+            sent += self.batch
             readings = []
             for _ in range(self.batch):
                 sensor = next(cycle)
@@ -121,8 +125,9 @@ class MqttFeeder(threading.Thread):
     """Publishes one reading per message at QoS 1; remembers what the broker PUBACKed."""
 
     def __init__(self, port: int, sensors: list[dict], pause_s: float = 0.01, prefix: str = "water",
-                 clock=None):
+                 clock=None, per_sensor: int = 100):
         super().__init__(daemon=True)
+        self.limit = per_sensor * len(sensors)
         self.sensors = sensors
         self.pause_s = pause_s
         self.prefix = prefix
@@ -146,7 +151,9 @@ class MqttFeeder(threading.Thread):
     def run(self) -> None:
         cycle = itertools.cycle(self.sensors)
         flip = 0
-        while self.running:
+        sent = 0
+        while self.running and sent < self.limit:
+            sent += 1
             sensor = next(cycle)
             flip += 1
             moment = self.clock.next()

@@ -68,7 +68,10 @@ class ClusterNode:
         self.rebuilt = False
         self.rebuilt_batches = 0
         self.roster_up = True
+        # What health shows, refreshed every beat: a probe never waits on Redis.
         self._members: dict[str, dict] = {}
+        self._holder: str | None = None
+        self._lag: dict = {}
         self._running = False
 
     def add_check(self, name: str, check: Callable[[], bool]) -> None:
@@ -124,6 +127,8 @@ class ClusterNode:
             try:
                 self.roster.beat(self.incarnation, {**info, "ready": self.ready}, MEMBER_TTL_S)
                 self._members = self.roster.members()
+                self._holder = self.leadership.lease.holder()
+                self._lag = self.replicator.lag()
                 self.roster_up = True
                 if self.leadership.is_leader:
                     self._pick_up_after_dead()
@@ -153,14 +158,13 @@ class ClusterNode:
         return waiting + [name for name, check in self.checks if not check()]
 
     def health(self) -> dict:
-        holder = self.leadership.lease.holder()
-        lag = self.replicator.lag()
+        holder, lag = self._holder, self._lag
         redis_up = self.replicator.log_up and self.roster_up and lag.get("ms_behind") is not None
         return {
             "instance_id": self.instance_id,
             "incarnation": self.incarnation,
             "ready": self.ready,
-            "leader": instance_of(holder),
+            "leader": self.instance_id if self.leadership.is_leader else instance_of(holder),
             "is_leader": self.leadership.is_leader,
             "members": sorted(
                 ({"instance_id": m.get("instance_id"), "incarnation": k, "alive": m["alive"],
