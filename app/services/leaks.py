@@ -46,6 +46,9 @@ FRESH_S = 60.0
 CURVE_RIDGE = 0.001
 # A suspected leak clears once its pressure drop falls under this share of the threshold.
 CLEAR_FRACTION = 0.5
+# Both signals must hold (or, to clear, stay cleared) this long (s of reading time):
+# a pressure transient, or a zone whose supply chatters at an empty reservoir, is not a leak.
+CONFIRM_S = 30.0
 # City-wide sums and the median drop are refreshed at most this often (s of reading
 # time), so a reading costs O(1) even on a network of thousands of zones.
 CITY_REFRESH_S = 1.0
@@ -87,6 +90,7 @@ class ZoneState:
     suspected: bool = False
     rule: str | None = None              # "balance" or "night"
     since: float | None = None           # when the excess began
+    holding_since: float | None = None   # when both signals last began to hold (or to clear)
     # Minimum night flow.
     night_mean: float | None = None
     night_min: float | None = None
@@ -245,16 +249,25 @@ class LeakDetector:
             state.since = state.since if state.since is not None else ts
         elif not state.suspected:
             state.since = None
-        if not state.suspected and finding.excess > self.excess_ratio and finding.pressure_drop_m > threshold_m:
+        if not state.suspected:
+            holds = finding.excess > self.excess_ratio and finding.pressure_drop_m > threshold_m
+        else:   # pressure is the sharp signal: once it is back, the leak is over
+            holds = state.rule == "balance" and finding.pressure_drop_m < half_drop
+        if not holds:
+            state.holding_since = None
+            return None
+        state.holding_since = state.holding_since if state.holding_since is not None else ts
+        if ts - state.holding_since < CONFIRM_S:
+            return None
+        state.holding_since = None
+        if not state.suspected:
             state.suspected, state.rule = True, "balance"
             finding.suspected, finding.rule = True, "balance"
+            finding.duration_s = ts - (state.since if state.since is not None else ts)
             return finding
-        # Pressure is the sharp signal: once it is back, the leak is over.
-        if state.suspected and state.rule == "balance" and finding.pressure_drop_m < half_drop:
-            state.suspected, state.rule, state.since = False, None, None
-            finding.suspected = False
-            return finding
-        return None
+        state.suspected, state.rule, state.since = False, None, None
+        finding.suspected = False
+        return finding
 
     def _learn(self, state: ZoneState, x: float, ts: float, dt: float) -> None:
         """Baselines follow the zone only while it looks ordinary."""

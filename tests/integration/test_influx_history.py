@@ -98,8 +98,9 @@ def test_decision_control_and_alert_points_land(start_server, influx, influx_db)
         {"sensor_id": "Z_EAST.flow", "value": 200.0 + k % 3, "timestamp": stamp(now - 260 + 5 * k)},
         {"sensor_id": "Z_EAST.pressure_1", "value": 24.0, "timestamp": stamp(now - 260 + 5 * k)})]
     requests.post(server.url + "/api/sensors", json=steady)
-    requests.post(server.url + "/api/sensors", json=[{"sensor_id": "Z_EAST.flow", "value": 260.0},
-                                                     {"sensor_id": "Z_EAST.pressure_1", "value": 19.0}])
+    requests.post(server.url + "/api/sensors", json=[r for k in range(9) for r in (   # a lasting burst
+        {"sensor_id": "Z_EAST.flow", "value": 260.0, "timestamp": stamp(now - 40 + 5 * k)},
+        {"sensor_id": "Z_EAST.pressure_1", "value": 19.0, "timestamp": stamp(now - 40 + 5 * k)})])
     wait_for(lambda: influx.count(db, "control"), lambda n: n >= 1)
     wait_for(lambda: influx.count(db, "decision"), lambda n: n >= 2)
     wait_for(lambda: influx.count(db, "alert"), lambda n: n >= 1)

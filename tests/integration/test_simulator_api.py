@@ -99,8 +99,10 @@ def test_leak_posted_by_devices_raises_a_decision_and_an_alert(server):
         history += [{"sensor_id": "Z_RR_NAGAR.flow", "value": 150.0 + (k % 3), "timestamp": stamp(t)},
                     {"sensor_id": "Z_RR_NAGAR.pressure_1", "value": 24.0 + (k % 2) * 0.1, "timestamp": stamp(t)}]
     assert requests.post(server.url + "/api/sensors", json=history).status_code == 202
-    burst = [{"sensor_id": "Z_RR_NAGAR.flow", "value": 190.0},
-             {"sensor_id": "Z_RR_NAGAR.pressure_1", "value": 18.5}]
+    # A burst lasts: 40 s of readings past the detector's confirmation time.
+    burst = [r for k in range(9) for r in (
+        {"sensor_id": "Z_RR_NAGAR.flow", "value": 190.0, "timestamp": stamp(now - 40 + 5 * k)},
+        {"sensor_id": "Z_RR_NAGAR.pressure_1", "value": 18.5, "timestamp": stamp(now - 40 + 5 * k)})]
     assert requests.post(server.url + "/api/sensors", json=burst).status_code == 202
     decisions = wait_for(lambda: requests.get(server.url + "/api/decisions?limit=100").json()["decisions"],
                          lambda ds: any(d["kind"] == "leak_suspected" for d in ds), timeout=10)

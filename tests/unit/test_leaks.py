@@ -74,8 +74,9 @@ def test_a_zone_reporting_alone_is_judged_against_its_own_level():
     for k in range(40):
         found += detector.observe("B", "flow", 300.0 + k % 3, 5 * k)
         found += detector.observe("B", "pressure", 24.0 + (k % 2) * 0.1, 5 * k)
-    found += detector.observe("B", "flow", 380.0, 260)
-    found += detector.observe("B", "pressure", 18.5, 260)
+    for t in range(200, 240, 5):            # a burst, lasting
+        found += detector.observe("B", "flow", 380.0, t)
+        found += detector.observe("B", "pressure", 18.5, t)
     assert [(f.zone, f.basis, f.suspected) for f in found] == [("B", "own", True)]
 
 
@@ -83,7 +84,9 @@ def test_either_signal_alone_is_not_a_leak():
     rng = random.Random(4)
     detector = LeakDetector(list(ZONES))
     found = warm(detector, rng)
-    for k in range(240, 300):      # C alone draws 20% more and its pressure follows its curve
+    for k in range(240, 243):      # a pressure transient in A, shorter than CONFIRM_S, with a surge
+        found += feed(detector, 5 * k, 1.0, leaks={"A": (20.0, 6.0)}, rng=rng)
+    for k in range(243, 300):      # C alone draws 20% more and its pressure follows its curve
         found += feed(detector, 5 * k, 1.0, local={"C": 1.2}, rng=rng)
     for k in range(300, 360):      # D's pressure dips without extra inflow
         found += feed(detector, 5 * k, 1.0, leaks={"D": (0.0, 4.0)}, rng=rng)
