@@ -125,8 +125,9 @@ def test_contamination_in_the_simulator_raises_a_critical_alert_and_excludes_the
     source = next(s for s in plan["sources"] if s["node_id"] == "SRC_CWSS_4")
     assert source["excluded"] and "critical" in source["excluded"]
     decisions = requests.get(server.url + "/api/decisions", params={"limit": 100}).json()["decisions"]
-    isolation = next(d for d in decisions if d["kind"] == "isolate_source" and d["target"] == "SRC_CWSS_4")
-    assert "Water quality" in isolation["reason"]
+    # A quality exclusion, not an operator's isolation: the decision names it as such.
+    isolation = next(d for d in decisions if d["kind"] == "exclude_source" and d["target"] == "SRC_CWSS_4")
+    assert "quality exclusion" in isolation["reason"]
 
 
 def test_open_alerts_survive_a_restart(start_server, influx, influx_db):
