@@ -79,7 +79,7 @@ def run(points: int = POINTS) -> dict:
         for k in range(0, len(data), 500):          # as 500-reading ingest batches arrive
             history.write_readings(data[k:k + 500])
             eventlet.sleep(0)
-        while history.written < points:
+        while history.status()["written"] < points:
             eventlet.sleep(0.005)
         ours_rate = points / (time.perf_counter() - started)
         history.stop()
