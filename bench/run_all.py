@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -184,12 +185,21 @@ def other_scripts(table: Table, timeout_s: float = OTHER_SCRIPT_TIMEOUT_S) -> No
         if path.stem in KNOWN or "__main__" not in path.read_text():
             continue
         started = time.time()
+        # A session of its own, so a script stopped at its timeout takes the
+        # servers and brokers it started with it.
+        proc = subprocess.Popen([sys.executable, str(path)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, start_new_session=True)
         try:
-            out = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True,
-                                 timeout=timeout_s)
-            lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
-            summary = "; ".join(lines[-3:])[:300] if out.returncode == 0 else f"exit {out.returncode}"
+            stdout, _ = proc.communicate(timeout=timeout_s)
+            lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+            summary = "; ".join(lines[-3:])[:300] if proc.returncode == 0 else f"exit {proc.returncode}"
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
             summary = f"stopped after {timeout_s:.0f} s"
         table.add(f"bench/{path.name}", None, "", detail=summary.replace("|", "/"),
                   method=f"its own defaults, {time.time() - started:.0f} s")
