@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint, g, jsonify, request
 
-from app.api.common import json_body, parse_model, query_limit, require_operator, services
+from app.api.common import json_body, parse_model, query_limit, require_admin, require_operator, services
 from app.api.openapi import document, responses
 from app.api.schemas import (ControlList, ControlResponse, DecisionStateResponse, LimitParams, LogList,
                              LogParams)
@@ -49,6 +49,18 @@ def dismiss_decision(decision_id: str):
     decision = services().engine.book.dismiss(decision_id, g.principal)
     logger.info("operator %s dismissed decision %s", g.principal, decision_id)
     return jsonify(ok=True, decision=decision)
+
+
+@bp.post("/api/admin/reset")
+@document(resp=responses(HTTP_200=ControlResponse), tags=["control"], security={"admin": []})
+@require_admin
+def admin_reset():
+    """Forget ad-hoc sensors, alarms and decisions left by a demo (audited as reset_demo)."""
+    body = json_body() if request.content_length else {}
+    reason = body.get("reason") if isinstance(body, dict) else None
+    command = parse_model(ControlRequest, {"action": "reset_demo", "reason": reason or "POST /api/admin/reset"})
+    applied = services().controls.apply(command, g.principal, request.remote_addr)
+    return jsonify(ok=True, control=applied)
 
 
 @bp.get("/api/controls")

@@ -14,7 +14,7 @@ from tests.conftest import OPERATOR_TOKEN, ServerProcess, free_port
 from tests.helpers import stamp
 
 SIMULATED = {"SIMULATOR": "on", "SIMULATOR_SEED": "3", "SIMULATOR_EVENTS_PER_HOUR": "0",
-             "ALERT_CLEAR_AFTER_S": "2"}
+             "ALERT_CLEAR_AFTER_S": "2", "ADMIN_TOKENS": "adm=e2e-admin"}
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SIZES = [(1366, 768), (1920, 1080)]
@@ -264,6 +264,30 @@ def test_isolating_a_source_asks_for_a_confirmation_naming_the_consequence(live_
     poll(page, "() => bhsMap.getElementById('SRC_CWSS_4').hasClass('isolated')")
     requests.post(live_server.url + "/api/control", headers=AUTH, json={"action": "restore", "target": "SRC_CWSS_4"})
     assert page.errors == []
+
+
+def test_each_control_shows_its_delivery_state_from_the_device(live_server, open_page):
+    """A valve driven by a registered (HTTP) device: QUEUED, SENT when it polls, SUCCESSFUL when it says so."""
+    device = requests.post(live_server.url + "/api/devices", headers={"Authorization": "Bearer e2e-admin"},
+                           json={"id": "e2e-valve", "name": "GKVK north valve", "kind": "valve",
+                                 "actuators": ["V_GKVK_NORTH"]}, timeout=10)
+    assert device.status_code in (200, 201), device.text
+    token = device.json()["token"]
+    page = open_live(open_page, live_server.url)
+    use_token(page)
+    page.page.select_option("#valve-target", "V_GKVK_NORTH")
+    page.page.fill("#valve-value", "60")
+    page.page.click("#valve-set")
+    state = page.page.locator("#deliveries li").first.locator(".delivery")
+    expect(state).to_have_text("QUEUED", timeout=10_000)
+    polled = requests.get(live_server.url + f"/api/v1/{token}/rpc", params={"timeout": 2}, timeout=10).json()
+    command = polled[0] if isinstance(polled, list) else (polled.get("commands") or [polled])[0]
+    expect(state).to_have_text("SENT", timeout=10_000)
+    answered = requests.post(live_server.url + f"/api/v1/{token}/rpc/{command['id']}",
+                             json={"status": "successful", "result": {"opening": 60}}, timeout=10)
+    assert answered.status_code in (200, 202), answered.text
+    expect(state).to_have_text("SUCCESSFUL", timeout=10_000)
+    requests.post(live_server.url + "/api/control", headers=AUTH, json={"action": "set_valve", "target": "V_GKVK_NORTH", "value": 100})
 
 
 def test_a_recommended_decision_is_applied_from_the_feed(live_server, open_page):

@@ -69,3 +69,15 @@ def test_reset_demo_clears_adhoc_sensors_alerts_and_decisions_and_is_audited(ser
     assert requests.get(server.url + "/api/alerts?state=all").json()["alerts"] == []
     audit = requests.get(server.url + "/api/controls", headers=AUTH).json()["controls"]
     assert audit[0]["action"] == "reset_demo" and audit[0]["operator"] == "ops"
+
+
+def test_admin_reset_is_audited_and_needs_the_admin_role(start_server):
+    server = start_server(ADMIN_TOKENS="lead=admin-secret")
+    raise_chlorine(server, "admin-tour.chlorine")
+    assert requests.post(server.url + "/api/admin/reset", headers=AUTH).status_code == 403   # operator, not admin
+    reply = requests.post(server.url + "/api/admin/reset", headers={"Authorization": "Bearer admin-secret"},
+                          json={"reason": "after the demo"})
+    assert reply.status_code == 200 and reply.json()["control"]["value"]["alerts"] >= 1
+    assert requests.get(server.url + "/api/sensors/admin-tour.chlorine").status_code == 404
+    audit = requests.get(server.url + "/api/controls", headers=AUTH).json()["controls"]
+    assert (audit[0]["action"], audit[0]["operator"], audit[0]["reason"]) == ("reset_demo", "lead", "after the demo")
