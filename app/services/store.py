@@ -19,6 +19,10 @@ from app.services.ring import PointRing
 
 # Decisions kept in memory for /api/decisions and the snapshot.
 DECISIONS_KEPT = 500
+# A reading older than its sensor's live one by more than this is a back-fill
+# (a device posting its buffer): history only. Less late (replays, another
+# instance's copy in a cluster) still joins the recent points and analysis.
+BACKFILL_AFTER_S = 300.0
 # FUSION_WINDOW_S's default: a reading observed longer ago is not fresh for fusion.
 FUSION_WINDOW_S = 900.0
 
@@ -69,7 +73,7 @@ class DataStore:
 
         Returns the records that became the live value (see app.services.fusion):
         all of them, unless an external source reports on the same sensor or a
-        reading is older than its sensor's live one (a back-fill: history only).
+        reading is a back-fill (history only, see BACKFILL_AFTER_S).
         """
         now = self.clock()
         fused = False
@@ -85,17 +89,21 @@ class DataStore:
                     self._put_fused(record, source, now)
                     continue
                 current = latest.get(sid)
-                # A late (back-filled) reading goes to history only: it never moves
-                # the live value, its recent points or its freshness backwards.
-                if current is not None and record["ts"] < current["ts"]:
+                # A back-filled reading (older than the live one by more than
+                # BACKFILL_AFTER_S) goes to history only: it never moves the live
+                # value, its recent points or its freshness backwards, nor reaches analysis.
+                if current is not None and record["ts"] < current["ts"] - BACKFILL_AFTER_S:
                     late.add(id(record))
                     continue
                 ring = recent.get(sid)
                 if ring is None:
                     ring = recent[sid] = PointRing(self.recent_points)
                 ring.append(record["ts"], record["value"])
-                latest[sid] = record
-                received[sid] = now
+                # A slightly late one (a replay, another instance's copy) joins the
+                # recent points but never hides a newer one.
+                if current is None or record["ts"] >= current["ts"]:
+                    latest[sid] = record
+                    received[sid] = now
         if not fused and not late:
             return records
         if not fused:
