@@ -228,3 +228,27 @@ def test_a_trimmed_stream_is_filled_in_from_history(tmp_path):
     node._running = True
     node._boot()
     assert filled == [1] and node.rebuilt
+
+
+def test_without_redis_url_nothing_of_the_cluster_is_built_and_ready_is_200(tmp_path):
+    from app import create_app
+    from app.config import Settings
+
+    app = create_app(Settings(instance_dir=tmp_path, simulator="off", operator_tokens="ops=t"))
+    client = app.test_client()
+    assert client.get("/api/ready").status_code == 200
+    health = client.get("/api/health").get_json()
+    assert "cluster" not in health and "redis" not in health["services"]
+    assert app.extensions["bhs"].cluster is None
+
+
+def test_with_redis_url_ready_is_503_until_the_live_state_is_rebuilt(tmp_path):
+    from app import create_app
+    from app.config import Settings
+
+    # Nothing listens on port 1: the instance serves, and says what it waits for.
+    app = create_app(Settings(instance_dir=tmp_path, simulator="off", operator_tokens="ops=t",
+                              redis_url="redis://127.0.0.1:1/0"))
+    reply = app.test_client().get("/api/ready")
+    assert reply.status_code == 503
+    assert reply.get_json()["waiting_for"] == ["live state rebuild from the shared log"]
