@@ -77,9 +77,10 @@ class HttpFeeder(threading.Thread):
     """Posts batches of readings through one URL; remembers what got a 2xx."""
 
     def __init__(self, url: str, sensors: list[dict], batch: int = 10, pause_s: float = 0.03,
-                 clock=None, per_sensor: int = 100):
+                 clock=None, per_sensor: int = 60):
         super().__init__(daemon=True)
-        # At most this many readings per sensor, so all fit in the store's recent points.
+        # At most this many readings per sensor, so all fit in the store's recent
+        # points (120), even if MQTT redelivers some to a restarted instance.
         self.limit = per_sensor * len(sensors)
         self.url = url
         self.sensors = sensors
@@ -125,7 +126,7 @@ class MqttFeeder(threading.Thread):
     """Publishes one reading per message at QoS 1; remembers what the broker PUBACKed."""
 
     def __init__(self, port: int, sensors: list[dict], pause_s: float = 0.01, prefix: str = "water",
-                 clock=None, per_sensor: int = 100):
+                 clock=None, per_sensor: int = 60):
         super().__init__(daemon=True)
         self.limit = per_sensor * len(sensors)
         self.sensors = sensors
@@ -134,6 +135,7 @@ class MqttFeeder(threading.Thread):
         self.clock = clock or Stamps()
         self.accepted: list[tuple[str, int]] = []
         self._in_flight: dict[int, tuple[str, int]] = {}
+        self._early: set[int] = set()
         self._lock = threading.Lock()
         self.running = True
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"feeder-{id(self)}")
@@ -145,8 +147,10 @@ class MqttFeeder(threading.Thread):
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
         with self._lock:
             reading = self._in_flight.pop(mid, None)
-        if reading is not None:
-            self.accepted.append(reading)
+            if reading is None:          # acknowledged before run() noted it
+                self._early.add(mid)
+                return
+        self.accepted.append(reading)
 
     def run(self) -> None:
         cycle = itertools.cycle(self.sensors)
@@ -158,9 +162,16 @@ class MqttFeeder(threading.Thread):
             flip += 1
             moment = self.clock.next()
             payload = json.dumps({"value": swing(sensor, flip), "timestamp": stamp(moment)})
+            reading = (sensor["id"], ms(stamp(moment)))
+            # Not under our lock: paho calls on_publish holding its own, and
+            # publish() takes that one (the two orders deadlocked).
+            info = self.client.publish(f"{self.prefix}/sensors/{sensor['id']}", payload, qos=1)
             with self._lock:
-                info = self.client.publish(f"{self.prefix}/sensors/{sensor['id']}", payload, qos=1)
-                self._in_flight[info.mid] = (sensor["id"], ms(stamp(moment)))
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                    self.accepted.append(reading)
+                else:
+                    self._in_flight[info.mid] = reading
             time.sleep(self.pause_s)
 
     def stop(self) -> None:
