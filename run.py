@@ -45,11 +45,11 @@ def main() -> None:
         logger.error("%s", error)
         sys.exit(2)
     socketio = app.extensions["socketio"]
-    runtime = app.extensions["bhs"]
+    services = app.extensions["bhs"]
 
     def shut_down() -> None:
         logger.info("shutting down: stopping background tasks and flushing buffers")
-        runtime.stop()
+        services.stop()
         logging.shutdown()
         # Buffers are flushed; the WSGI server holds nothing worth waiting for.
         os._exit(0)
@@ -61,7 +61,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runtime.start()
+    services.start()
     logger.info("listening on http://%s:%s (async mode %s)", settings.host, settings.port,
                 ASYNC_MODE)
     if ASYNC_MODE == "eventlet":

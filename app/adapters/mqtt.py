@@ -14,7 +14,8 @@
 - The `on_message` callback only appends to a deque; after each read burst
   the batch goes into the ingest pipeline in one call.
 - A bad payload is counted, logged with its topic and dropped; the rest of
-  its batch still lands.
+  its batch still lands (the pipeline sorts a batch out message by message
+  in one call: `ingest_messages`).
 - Commands are published retained at QoS 1 to `{prefix}/control/{target}`,
   so a device that reconnects gets its desired state.
 - In a cluster (`share_group`), the device topics are shared subscriptions
@@ -44,7 +45,7 @@ from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 
-from app.errors import DomainError, InvalidInput
+from app.domain.events import DevicePresence, Event
 from app.services.commands import CommandPublisher
 from app.services.metrics import Metrics
 
@@ -68,9 +69,10 @@ _FATAL = {"Bad user name or password", "Not authorized", "Client identifier not 
 
 
 class MqttLink(CommandPublisher):
-    def __init__(self, url: str, prefix: str, client_id: str, ingest: Callable[..., list],
+    def __init__(self, url: str, prefix: str, client_id: str,
+                 ingest_messages: Callable[[list[list], str], dict[int, str]],
                  metrics: Metrics, spawn: Callable, sleep: Callable[[float], None], max_payload: int,
-                 on_presence: Callable[[str, str, bool], None] = lambda d, s, expected: None,
+                 publish: Callable[[Event], None] = lambda event: None,
                  share_group: str | None = None,
                  guard: Callable[[str, list], str | None] | None = None):
         parsed = urlparse(url)
@@ -79,12 +81,12 @@ class MqttLink(CommandPublisher):
         self.host = parsed.hostname or "127.0.0.1"
         self.port = parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
         self.prefix = prefix.rstrip("/")
-        self.ingest = ingest
+        self.ingest_messages = ingest_messages
         self.metrics = metrics
         self.spawn = spawn
         self.sleep = sleep
         self.max_payload = max_payload
-        self.on_presence = on_presence
+        self.publish_event = publish
         self.share_group = share_group
         self.guard = guard
         # Extra subscriptions: (topic filter, QoS, shared in a cluster, topic prefix, handler).
@@ -228,7 +230,7 @@ class MqttLink(CommandPublisher):
             self._idle_since_connect or time.monotonic() - self._connected_at > DRAIN_MAX_S)
 
     def _ingest_batch(self, batch: list) -> None:
-        items, owners = [], []       # owners[i]: index of the message item i came from
+        messages, numbers = [], []     # numbers[i]: position in `batch` of messages[i]
         sensor_prefix, status_prefix = f"{self.prefix}/sensors/", f"{self.prefix}/status/"
         for number, (topic, payload, retained, *_) in enumerate(batch):
             if topic.startswith(status_prefix):
@@ -243,35 +245,15 @@ class MqttLink(CommandPublisher):
                 continue
             decoded = self._decode(topic, payload, sensor_prefix)
             if decoded is not None:
-                items += decoded
-                owners += [number] * len(decoded)
-        if not items:
+                messages.append(decoded)
+                numbers.append(number)
+        if not messages:
             return
-        try:
-            self.ingest(items, "mqtt", count_rejected=False)
-            self.metrics.add("mqtt.messages", len(set(owners)))
-        except InvalidInput as error:
-            bad = {owners[d["index"]] for d in error.details if d.get("index") is not None}
-            for number in sorted(bad):
-                self._reject(batch[number][0], "invalid reading: " + "; ".join(
-                    f"{d['field']}: {d['message']}" for d in error.details
-                    if d.get("index") is not None and owners[d["index"]] == number))
-            kept = [(item, owner) for item, owner in zip(items, owners) if owner not in bad]
-            if kept and bad:
-                self._ingest_each([i for i, _ in kept], [o for _, o in kept], batch)
-        except DomainError:   # e.g. the sensor limit: find out message by message
-            self._ingest_each(items, owners, batch)
-
-    def _ingest_each(self, items, owners, batch) -> None:
-        by_message: dict[int, list] = {}
-        for item, owner in zip(items, owners):
-            by_message.setdefault(owner, []).append(item)
-        for number, message_items in by_message.items():
-            try:
-                self.ingest(message_items, "mqtt", count_rejected=False)
-                self.metrics.add("mqtt.messages")
-            except DomainError as error:
-                self._reject(batch[number][0], error.message)
+        refused = self.ingest_messages(messages, "mqtt")
+        for index, why in sorted(refused.items()):
+            self._reject(batch[numbers[index]][0], why)
+        if len(refused) < len(messages):
+            self.metrics.add("mqtt.messages", len(messages) - len(refused))
 
     def _decode(self, topic: str, payload: bytes, sensor_prefix: str) -> list | None:
         if not topic.startswith(sensor_prefix) or topic == sensor_prefix:
@@ -334,7 +316,7 @@ class MqttLink(CommandPublisher):
         self.devices[device_id] = {"state": state, "since": time.time()}
         if state != previous:
             # A retained `offline` seen at connect is old news, not a new failure.
-            self.on_presence(device_id, state, not retained)
+            self.publish_event(DevicePresence(device_id, state, news=not retained))
 
     # -- the command port ----------------------------------------------------------
     def publish(self, target: str, command: dict) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from functools import wraps
 
 from flask import current_app, g, request
@@ -11,6 +12,9 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from app.errors import DomainError, InvalidInput
 from app.security import credential_for
 from app.services.pipeline import validation_details
+
+if TYPE_CHECKING:
+    from app.bootstrap import Services
 
 # Deepest JSON nesting we parse; a reading is two levels deep, a batch three.
 MAX_JSON_DEPTH = 32
@@ -26,7 +30,8 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
-def services():
+def services() -> Services:
+    """The container `create_app` built for this app (app/bootstrap.py)."""
     return current_app.extensions["bhs"]
 
 

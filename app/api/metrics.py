@@ -15,12 +15,14 @@ from app.api.common import require_viewer, services
 bp = Blueprint("metrics", __name__)
 
 
-class RuntimeCollector:
-    def __init__(self, runtime):
-        self.runtime = runtime
+class ServicesCollector:
+    """Reads the running services at scrape time (registered by the bootstrap)."""
+
+    def __init__(self, services):
+        self.services = services
 
     def collect(self):
-        rt = self.runtime
+        rt = self.services
         readings = CounterMetricFamily("bhs_readings", "Readings taken in or rejected, by source",
                                        labels=["outcome", "source"])
         for outcome in ("ingested", "rejected"):
@@ -59,12 +61,6 @@ class RuntimeCollector:
         for severity in ("warning", "critical"):
             alerts.add_metric([severity], sum(a["severity"] == severity for a in open_alerts))
         yield alerts
-
-
-def registry_for(runtime) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RuntimeCollector(runtime))
-    return registry
 
 
 @bp.get("/metrics")

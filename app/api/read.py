@@ -26,7 +26,7 @@ VIEWER = [{"viewer": []}, {}]
 @require_viewer
 def sensors():
     """Latest reading of every sensor."""
-    readings = services().live_readings()
+    readings = services().views.live_readings()
     return jsonify(sensors=readings, count=len(readings))
 
 
@@ -63,10 +63,10 @@ def latest(sensor_id: str):
 @require_viewer
 def history(sensor_id: str):
     """History of one sensor: raw or a rollup chosen from the range, with min/max bands."""
-    runtime = services()
-    now = runtime.clock()
+    bhs = services()
+    now = bhs.clock()
     query = build_query(sensor_id, request.args, now)
-    answer = read_history(runtime.history, query, now)
+    answer = read_history(bhs.history, query, now)
     return jsonify(sensor_id=sensor_id, resolution=answer["resolution"], segments=answer["segments"],
                    points=answer["points"], capped=answer["capped"],
                    every=request.args.get("every"), fn=query.fn)
@@ -79,18 +79,18 @@ def history(sensor_id: str):
 @require_viewer
 def history_export():
     """History of one or more sensors as CSV or NDJSON, streamed (resolution as /api/history)."""
-    runtime = services()
-    now = runtime.clock()
+    bhs = services()
+    now = bhs.clock()
     wanted = export.export_request(request.args, now)
     rollup = wanted["resolution"] != "raw"
 
     def describe(sensor_id: str) -> dict:
-        known = runtime.network.defaults(sensor_id) or {}
-        latest = runtime.store.latest(sensor_id) or {}
+        known = bhs.network.defaults(sensor_id) or {}
+        latest = bhs.store.latest(sensor_id) or {}
         return {"metric": latest.get("metric") or known.get("metric"),
                 "unit": latest.get("unit") or known.get("unit")}
 
-    chunks = export.encode(export.rows(runtime.history, wanted, now, describe), wanted["format"], rollup)
+    chunks = export.encode(export.rows(bhs.history, wanted, now, describe), wanted["format"], rollup)
     first = next(chunks)        # the first page is read here, so a store that is down answers 503
     name = f"history-{wanted['sensors'][0]}{'-etc' if len(wanted['sensors']) > 1 else ''}-{wanted['resolution']}"
     headers = {"Content-Disposition": f'attachment; filename="{name}.{wanted["format"]}"',
@@ -104,14 +104,14 @@ def history_export():
 @require_viewer
 def network():
     """The water network: nodes, links and sensors."""
-    return jsonify(services().network_view())
+    return jsonify(services().views.network_view())
 
 
 @bp.get("/api/health")
 @document(resp=Response(HTTP_200=Health), tags=["operations"])
 def health():
     """Health for probes: service state and network score."""
-    return jsonify(services().health())
+    return jsonify(services().views.health())
 
 
 @bp.get("/api/status")
@@ -119,7 +119,7 @@ def health():
 @require_viewer
 def status():
     """Server metrics: rates, totals, history, MQTT, solve time."""
-    return jsonify(services().status())
+    return jsonify(services().views.status())
 
 
 @bp.get("/api/routing")
@@ -127,7 +127,7 @@ def status():
 @require_viewer
 def routing():
     """The current routing plan."""
-    return jsonify(services().routing_view())
+    return jsonify(services().views.routing_view())
 
 
 @bp.get("/api/plan")
@@ -151,7 +151,7 @@ def decisions():
 @require_viewer
 def wqi():
     """Water Quality Index per station."""
-    return jsonify(stations=services().wqi())
+    return jsonify(stations=services().views.wqi())
 
 
 @bp.get("/api/forecast")
@@ -159,5 +159,5 @@ def wqi():
 @require_viewer
 def forecast():
     """Demand forecast per zone for the next hour."""
-    runtime = services()
-    return jsonify(runtime.forecaster.view(runtime.clock()))
+    bhs = services()
+    return jsonify(bhs.forecaster.view(bhs.clock()))

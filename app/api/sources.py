@@ -7,6 +7,7 @@ from app.api.common import require_operator, require_viewer, services
 from app.api.openapi import document, responses
 from app.api.read import VIEWER
 from app.api.schemas import SourceList, SourceRefreshed
+from app.domain import events
 from app.errors import NotFound
 
 bp = Blueprint("sources", __name__)
@@ -27,9 +28,9 @@ def listing():
 @require_operator
 def refresh(source_id: str):
     """Fetch one source now; answers with its state after the fetch."""
-    runtime = services()
-    if runtime.sources is None or source_id not in runtime.sources.states:
+    bhs = services()
+    if bhs.sources is None or source_id not in bhs.sources.states:
         raise NotFound(f"no source '{source_id}'")
-    status = runtime.sources.run(source_id)
-    runtime.audit_source_refresh(source_id, g.principal, request.remote_addr, status)
+    status = bhs.sources.run(source_id)
+    bhs.bus.publish(events.SourceRefreshed(source_id, g.principal, request.remote_addr, status))
     return jsonify(ok=True, source=status)

@@ -16,8 +16,9 @@ comes back by itself when the time is up (`schedule` runs the expiry, and
 every read checks it too), and each shelve/unshelve is audited.
 
 There is one alarm per (subject, condition): a repeat updates it and may
-escalate its severity, never duplicates it. Every transition is broadcast
-and written to history (with who did it); open alarms are rebuilt at
+escalate its severity, never duplicates it. Every transition is published
+as a domain event (AlertRaised, AlertCleared, AlertUpdated; app/handlers.py
+broadcasts it and writes it to history, with who did it); open alarms are rebuilt at
 start-up from the history store, so a restart does not forget them.
 
 Producers use `raise_`, `clear`, `is_open` and `open_alerts`; the legacy
@@ -30,6 +31,8 @@ import threading
 import time
 from typing import Callable
 
+from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated,
+                               Event)
 from app.errors import InvalidInput, NotFound
 from app.services.store import iso
 from app.services.ids import id_prefix
@@ -62,11 +65,9 @@ def alarm_state(alarm: dict) -> str:
 
 
 class AlertBook:
-    def __init__(self, broadcast: Callable[[str, dict], None], record: Callable[[dict], None],
-                 clock: Callable[[], float] = time.time,
+    def __init__(self, publish: Callable[[Event], None], clock: Callable[[], float] = time.time,
                  schedule: Callable[[float, Callable[[], None]], None] | None = None):
-        self.broadcast = broadcast
-        self.record = record
+        self.publish = publish
         self.clock = clock
         # schedule(delay_s, fn): runs fn later (a background task); shelf expiry.
         self.schedule = schedule
@@ -75,8 +76,6 @@ class AlertBook:
         self._cleared: list[dict] = []                    # archived
         self._ids = itertools.count(1)
         self._prefix = id_prefix(clock)
-        # Called with each transition, after it is recorded and broadcast.
-        self.listeners: list[Callable[[dict], None]] = []
 
     # -- producers ---------------------------------------------------------------
     def raise_(self, subject: str, condition: str, severity: str, message: str, **fields) -> dict:
@@ -213,14 +212,14 @@ class AlertBook:
             count = len(self._open) + len(self._cleared)
             self._open.clear()
             self._cleared.clear()
-        self.broadcast("alerts_reset", {"by": operator, "timestamp": iso(self.clock())})
+        self.publish(AlertsReset(operator, iso(self.clock())))
         return count
 
     def adopt(self, alarm: dict) -> None:
         """Take an alarm as another instance of a cluster left it after a transition.
 
         That instance recorded and broadcast the transition; here it is only
-        made the local state (by its subject and condition), then listeners hear of it.
+        made the local state (by its subject and condition), then published as AlertAdopted.
         """
         key = (alarm["subject"], alarm["condition"])
         held = dict(alarm)
@@ -239,8 +238,7 @@ class AlertBook:
                 self._cleared.append(held)
                 del self._cleared[:-CLEARED_KEPT]
             snapshot = self._public(held)
-        for listener in self.listeners:
-            listener(snapshot)
+        self.publish(AlertAdopted(snapshot))
 
     # -- reads -------------------------------------------------------------------
     def get(self, alert_id: str) -> dict:
@@ -361,7 +359,10 @@ class AlertBook:
         return view
 
     def _transition(self, alert: dict) -> None:
-        self.record(alert)
-        self.broadcast("alert", alert)
-        for listener in self.listeners:
-            listener(alert)
+        action = alert.get("last_action")
+        if action in ("raised", "reactivated", "escalated"):
+            self.publish(AlertRaised(alert))
+        elif action == "cleared":
+            self.publish(AlertCleared(alert))
+        else:   # acknowledged, shelved, unshelved, shelf_expired
+            self.publish(AlertUpdated(alert))

@@ -1,9 +1,11 @@
 """Operator controls: valves, pumps, isolation, operating mode, alert acks.
 
 Every control is validated against the network, applied to the control
-state the routing optimiser reads, audited to history, broadcast as
-`control_update` and published to the device through the command port.
-The decision engine in auto mode issues its commands through `command()`.
+state the routing optimiser reads and kept in the audit trail; then it is
+published as `ControlApplied`, whose handlers (app/handlers.py) write it to
+history, broadcast `control_update` and send it to the device. A failing
+handler cannot turn an applied control into an error for the operator.
+The decision engine in auto mode issues its commands through `issue()`.
 """
 from __future__ import annotations
 
@@ -12,11 +14,10 @@ import threading
 import time
 from typing import Callable
 
+from app.domain.events import ControlAdopted, ControlApplied, Event
 from app.errors import InvalidInput, NotFound
 from app.models import CONTROL_VALUES, ControlRequest
 from app.services.alerts import AlertBook
-from app.services.commands import CommandPublisher
-from app.services.history import HistoryRepository
 from app.services.network import Network
 from app.services.store import iso
 from app.services.ids import id_prefix
@@ -33,20 +34,16 @@ def _bad(field: str, message: str) -> InvalidInput:
 
 
 class ControlService:
-    def __init__(self, network: Network, history: HistoryRepository, commands: CommandPublisher,
-                 alerts: AlertBook, broadcast: Callable[[str, dict], None],
+    def __init__(self, network: Network, alerts: AlertBook, publish: Callable[[Event], None],
                  mode: str = "manual", clock: Callable[[], float] = time.time):
         self.network = network
-        self.history = history
-        self.commands = commands
         self.alerts = alerts
-        self.broadcast = broadcast
+        self.publish = publish
         self.clock = clock
         self.mode = mode
         self.valve_open: dict[str, float] = {}     # link -> 0..100 %
         self.pump_speed: dict[str, float] = {}     # link -> 0..100 % (off = 0)
         self.isolated: set[str] = set()
-        self.listeners: list[Callable[[dict], None]] = []
         # reset_demo(operator) -> what was cleared; set by the composition root.
         self.reset_demo: Callable[[str], dict] | None = None
         self._ids = itertools.count(1)
@@ -85,10 +82,7 @@ class ControlService:
     def apply(self, request: ControlRequest, operator: str, source_ip: str | None = None) -> dict:
         """An operator's control: changes the state the next plan is built on."""
         value = self._validate_and_apply(request, operator)
-        control = self._send(request, value, operator, "operator", source_ip)
-        for listener in self.listeners:
-            listener(control)
-        return control
+        return self._send(request, value, operator, "operator", source_ip)
 
     def issue(self, action: str, target: str, value, reason: str, operator: str = "engine",
               origin: str = "engine") -> dict:
@@ -109,19 +103,8 @@ class ControlService:
         with self._lock:
             self.audit.append(control)
             del self.audit[:-AUDIT_KEPT]
-        self.history.write_event(
-            "control", {"action": request.action, "target": request.target or "",
-                        "operator": operator, "origin": origin},
-            {"value": str(value), "reason": request.reason or "", "result": "applied",
-             "source_ip": source_ip or ""}, self.clock())
-        if request.action not in LOCAL_ACTIONS:
-            delivery = self.commands.publish(request.target or "mode", {
-                "action": request.action, "target": request.target, "value": value,
-                "id": control["id"], "timestamp": control["timestamp"]})
-            if delivery:   # a registered device's command: which one, and its state
-                control["command"] = delivery
         public = {k: v for k, v in control.items() if k != "source_ip"}
-        self.broadcast("control_update", public)
+        self.publish(ControlApplied(public, source_ip))
         return public
 
     def adopt(self, control: dict) -> None:
@@ -147,9 +130,7 @@ class ControlService:
         with self._lock:
             self.audit.append(dict(control))
             del self.audit[:-AUDIT_KEPT]
-        if control.get("origin") == "operator":
-            for listener in self.listeners:
-                listener(control)
+        self.publish(ControlAdopted(dict(control)))
 
     def recent(self, limit: int) -> list[dict]:
         with self._lock:

@@ -3,7 +3,7 @@
 A registered sensor that has reported before and then stays silent for
 OFFLINE_INTERVALS of its reporting interval raises a `sensor_offline`
 alert, cleared by its next reading. The health view is recomputed each
-round and broadcast as `health_update` when it changes.
+round and published as HealthChanged when it changes.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Callable
 
+from app.domain.events import Event, HealthChanged
 from app.services.alerts import AlertBook
 from app.services.network import Network
 from app.services.store import DataStore
@@ -23,14 +24,14 @@ MONITOR_INTERVAL_S = 2.0
 
 class Monitor:
     def __init__(self, network: Network, store: DataStore, alerts: AlertBook,
-                 health: Callable[[], dict], broadcast: Callable[[str, object], None],
+                 health: Callable[[], dict], publish: Callable[[Event], None],
                  spawn: Callable, sleep: Callable[[float], None],
                  clock: Callable[[], float] = time.time):
         self.network = network
         self.store = store
         self.alerts = alerts
         self.health = health
-        self.broadcast = broadcast
+        self.publish = publish
         self.spawn = spawn
         self.sleep = sleep
         self.clock = clock
@@ -45,7 +46,7 @@ class Monitor:
         self._running = False
 
     def observe(self, records: list[dict]) -> None:
-        """Pipeline hook: a reading from a sensor marked offline clears its alert."""
+        """On ReadingsAccepted: a reading from a sensor marked offline clears its alert."""
         for record in records:
             if self.alerts.is_open(record["sensor_id"], "sensor_offline"):
                 self.alerts.clear(record["sensor_id"], "sensor_offline")
@@ -78,4 +79,4 @@ class Monitor:
         health = self.health()
         if health != self._last_health:
             self._last_health = health
-            self.broadcast("health_update", health)
+            self.publish(HealthChanged(health))

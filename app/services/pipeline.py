@@ -1,8 +1,10 @@
-"""The one ingest path: validate → flag → store → history → analysis hooks → broadcast.
+"""The one ingest path: validate → flag → store → `ReadingsAccepted`.
 
 HTTP, MQTT and the simulator all call `ingest()` with decoded JSON items, so
 there is one validation path and one set of side effects. A batch is
 all-or-nothing: every bad item is reported by index and nothing is stored.
+What follows a stored batch (history, analysis, the `/live` broadcast) are
+the event's handlers (app/handlers.py); none of them can fail the ingest.
 """
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.errors import InvalidInput
+from app.domain.events import Event, ReadingsAccepted
+from app.errors import DomainError, InvalidInput
 from app.models import MAX_FUTURE_S, Reading
 from app.services.fusion import SENSOR
-from app.services.history import HistoryRepository
 from app.services.metrics import Metrics
 from app.services.store import DataStore, iso
 
@@ -56,30 +58,21 @@ def validation_details(error: ValidationError, batch: bool) -> list[dict]:
 
 
 class IngestPipeline:
-    def __init__(self, store: DataStore, history: HistoryRepository,
-                 broadcast: Callable[[list[dict]], None], metrics: Metrics,
+    def __init__(self, store: DataStore, publish: Callable[[Event], None], metrics: Metrics,
                  registry: SensorDefaults | None = None,
+                 annotators: list[Callable[[list[dict]], None]] = (),
                  clock: Callable[[], float] = time.time, max_clock_skew_s: float = MAX_FUTURE_S):
         self.store = store
         self.max_clock_skew_s = max_clock_skew_s   # readings further ahead are refused
-        self.history = history
-        self.broadcast = broadcast
+        self.publish = publish
         self.metrics = metrics
         self.registry = registry or NoRegistry()
         self.clock = clock
-        self.hooks: list[Callable[[list[dict]], None]] = []
-        self.annotators: list[Callable[[list[dict]], None]] = []
-        # Held from admission to broadcast: never across I/O (history and
-        # broadcaster only buffer), so it costs microseconds.
+        # Work that marks records before they are stored (data-quality flags).
+        self.annotators = list(annotators)
+        # Held from admission to the event's handlers: never across I/O
+        # (history and broadcaster only buffer), so it costs microseconds.
         self._stateful = threading.Lock()
-
-    def add_annotator(self, annotator: Callable[[list[dict]], None]) -> None:
-        """Work that marks records before they are stored (data-quality flags)."""
-        self.annotators.append(annotator)
-
-    def add_hook(self, hook: Callable[[list[dict]], None]) -> None:
-        """Analysis that sees every stored batch (quality, routing triggers)."""
-        self.hooks.append(hook)
 
     def ingest(self, items: list[Any], source: str, batch: bool = True,
                count_rejected: bool = True, provenance: str = SENSOR) -> list[dict]:
@@ -121,16 +114,44 @@ class IngestPipeline:
                 raise
             # History keeps every reading; analysis and viewers see the live values.
             live = self.store.put_many(records)
-            self.history.write_readings(records)
-            for hook in self.hooks:
-                try:
-                    hook(live)
-                except Exception:  # analysis must never lose a stored reading
-                    logger.exception("analysis hook %s failed", getattr(hook, "__name__", hook))
-            if live:
-                self.broadcast(live)
+            self.publish(ReadingsAccepted(records, live, source))
         self.metrics.add(f"ingested.{source}", len(records))
         return records
+
+    def ingest_messages(self, messages: list[list[Any]], source: str) -> dict[int, str]:
+        """Take in many messages at once, each all-or-nothing, independent of the others.
+
+        Returns why each refused message (by its index) was refused; the
+        other messages are stored as one batch. The caller counts refusals
+        (per message), so nothing is ingested twice to find out.
+        """
+        items = [item for message in messages for item in message]
+        owners = [number for number, message in enumerate(messages) for _ in message]
+        if not items:
+            return {}
+        refused: dict[int, str] = {}
+        try:
+            _READINGS.validate_python(items, context={"now": self.clock(),
+                                                      "max_skew_s": self.max_clock_skew_s})
+        except ValidationError as error:
+            why: dict[int, list[str]] = {}
+            for detail in validation_details(error, batch=True):
+                if detail.get("index") is not None:
+                    why.setdefault(owners[detail["index"]], []).append(
+                        f"{detail['field']}: {detail['message']}")
+            refused = {number: "invalid reading: " + "; ".join(parts) for number, parts in why.items()}
+        kept = [m for number, m in enumerate(messages) if number not in refused and m]
+        if kept:
+            try:
+                self.ingest([item for m in kept for item in m], source, count_rejected=False)
+            except DomainError:   # e.g. the sensor limit: decide message by message
+                numbers = [n for n, m in enumerate(messages) if n not in refused and m]
+                for number in numbers:
+                    try:
+                        self.ingest(messages[number], source, count_rejected=False)
+                    except DomainError as error:
+                        refused[number] = error.message
+        return refused
 
     def _records(self, readings: Iterable[Reading], now: float, provenance: str) -> list[dict]:
         defaults_of = self.registry.defaults

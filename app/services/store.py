@@ -40,7 +40,7 @@ class DataStore:
         self.clock = clock
         self.fusion_window_s = fusion_window_s
         # How long a sensor's reading stays current (its own reporting interval);
-        # the runtime sets it once the network is known.
+        # the bootstrap sets it once the network is known.
         self.stale_after: Callable[[dict], float] = stale_after or (lambda record: fusion_window_s)
         # Latest reading per source, only for sensors that more than devices report on.
         self._candidates: dict[str, dict[str, Candidate]] = {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.events import AlertsReset
 from app.errors import InvalidInput, NotFound
 from app.services.alerts import AlertBook
 
@@ -19,8 +20,14 @@ class Clock:
 def book():
     clock = Clock()
     events, records, scheduled = [], [], []
-    alerts = AlertBook(lambda name, data: events.append((name, data)), records.append, clock=clock,
-                       schedule=lambda delay, run: scheduled.append((delay, run)))
+
+    def publish(event):   # what the handlers broadcast and record
+        if isinstance(event, AlertsReset):
+            events.append(("alerts_reset", {"by": event.by}))
+        else:
+            events.append(("alert", event.alert))
+            records.append(event.alert)
+    alerts = AlertBook(publish, clock=clock, schedule=lambda delay, run: scheduled.append((delay, run)))
     alerts.clock_, alerts.events_, alerts.records_, alerts.scheduled_ = clock, events, records, scheduled
     return alerts
 

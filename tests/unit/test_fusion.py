@@ -1,7 +1,11 @@
 """Fusion of sources in the ingest path, and the WQI of ad-hoc stations."""
 import pytest
 
+from prometheus_client import CollectorRegistry
+
 from app.adapters.memory_history import MemoryHistory
+from app.bus import MessageBus
+from app.domain.events import ReadingsAccepted
 from app.services.fusion import SensorIndex, rank
 from app.services.metrics import Metrics
 from app.services.pipeline import IngestPipeline
@@ -29,7 +33,11 @@ def parts():
     store = DataStore(100, 10, clock=clock, fusion_window_s=WINDOW_S,
                       stale_after=lambda record: 3 * SENSOR_INTERVAL_S)
     history, sent = MemoryHistory(), []
-    pipeline = IngestPipeline(store, history, sent.extend, Metrics(), clock=clock)
+    bus = MessageBus(CollectorRegistry())
+    bus.subscribe(ReadingsAccepted, lambda event: history.write_readings(event.records))
+    bus.subscribe(ReadingsAccepted, lambda event: sent.extend(event.live))
+    pipeline = IngestPipeline(store, bus.publish, Metrics(), clock=clock)
+    pipeline.bus = bus
     return pipeline, store, history, sent, clock
 
 
@@ -114,7 +122,7 @@ def test_wqi_at_an_ad_hoc_station_from_its_readings(parts):
     """The worked example, posted with node_id set to a station outside the network."""
     pipeline, store, *_ = parts
     stations = WqiStations()
-    pipeline.add_hook(stations.observe)
+    pipeline.bus.subscribe(ReadingsAccepted, lambda event: stations.observe(event.live))
     values = {"bod": 2.2, "do": 5.5, "fc": 6, "ph": 7.6}
     pipeline.ingest([{"sensor_id": f"KA-{m}", "metric": m, "value": v, "node_id": "KA_ADHOC_9"}
                      for m, v in values.items()], "http")

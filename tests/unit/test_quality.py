@@ -49,7 +49,7 @@ class Recorder:
 
 def monitor(clear_after_s=30.0):
     rec = Recorder()
-    alerts = AlertBook(lambda event, data: rec.events.append(data), rec.records.append, clock=lambda: 0.0)
+    alerts = AlertBook(lambda event: rec.events.append(event.alert), clock=lambda: 0.0)
     return ThresholdMonitor(Network.load(BUNDLED_NETWORK), alerts, clear_after_s), alerts, rec
 
 

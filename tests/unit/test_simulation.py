@@ -3,7 +3,6 @@ from statistics import mean
 
 import pytest
 
-from app.adapters.memory_history import MemoryHistory
 from app.config import BUNDLED_NETWORK
 from app.services.metrics import Metrics
 from app.services.network import Network
@@ -108,7 +107,7 @@ def test_demand_surge_and_baseline_scale_demand(net):
 
 def test_readings_pass_the_device_validation_path(net):
     store = DataStore(10_000, 10)
-    pipeline = IngestPipeline(store, MemoryHistory(), lambda r: None, Metrics(), registry=net)
+    pipeline = IngestPipeline(store, lambda event: None, Metrics(), registry=net)
     sim = NetworkSimulation(net, seed=2, start=START)
     for t in range(5, 120, 5):
         records = pipeline.ingest(sim.step(START + t), "simulator")

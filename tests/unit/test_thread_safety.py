@@ -12,8 +12,11 @@ import threading
 import time
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from app.adapters.memory_history import MemoryHistory
+from app.bus import MessageBus
+from app.domain.events import ReadingsAccepted
 from app.errors import SensorLimitReached
 from app.realtime.broadcaster import Broadcaster
 from app.services.data_quality import DataQuality
@@ -123,7 +126,7 @@ def test_metrics_count_every_add_when_threads_create_the_counter_together():
 def test_sensor_cap_holds_against_concurrent_new_sensors():
     for _ in range(30):     # the race is at the cap: cross it many times
         store = DataStore(max_sensors=16, recent_points=5)
-        pipeline = IngestPipeline(store, MemoryHistory(), lambda records: None, Metrics())
+        pipeline = IngestPipeline(store, lambda event: None, Metrics())
         refused = []
 
         def add_new_sensors(t):
@@ -143,11 +146,13 @@ def test_stateful_stages_take_one_batch_at_a_time():
     timers, forecast sums): under threads they must never run two batches at once."""
     store = DataStore(max_sensors=10, recent_points=10)
     history = MemoryHistory()
-    pipeline = IngestPipeline(store, history, lambda records: None, Metrics())
-    pipeline.add_annotator(DataQuality().annotate)
+    bus = MessageBus(CollectorRegistry())
+    bus.subscribe(ReadingsAccepted, lambda event: history.write_readings(event.records))
+    pipeline = IngestPipeline(store, bus.publish, Metrics(), annotators=[DataQuality().annotate])
     inside, overlaps, repeats = [0], [], []
 
-    def stateful_hook(records):
+    def stateful_hook(event):
+        records = event.live
         inside[0] += 1
         if inside[0] > 1:
             overlaps.append(inside[0])
@@ -157,7 +162,7 @@ def test_stateful_stages_take_one_batch_at_a_time():
         if reason.startswith("flatline"):
             repeats.append(int(reason.split("same value ")[1].split()[0]))
 
-    pipeline.add_hook(stateful_hook)
+    bus.subscribe(ReadingsAccepted, stateful_hook)
 
     def post(t):
         for _ in range(300):

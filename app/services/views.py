@@ -1,108 +1,59 @@
-"""The running services of one app, built by `create_app` and started by `run.py`.
+"""Read models over the live services: what the API, `/live`'s snapshot and health show.
 
-It holds no state of its own beyond references: the store, history, pipeline
-and friends each own theirs. `start()`/`stop()` bracket the background tasks.
+Nothing here holds state; each view reads the services it is given.
 """
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from app.config import Settings
-from app.logs import LogRing
-from app.realtime.broadcaster import Broadcaster
-from app.security import Credentials
-from app.services.history import HistoryRepository
-from app.services.metrics import Metrics
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
 from app.services.controls import ControlService
 from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
-from app.services.network import Network
-from app.services.simulator import Simulator
 from app.services.health import network_score
-from app.services.wqi import WqiStations
-from app.services.pipeline import IngestPipeline
+from app.services.history import HistoryRepository
+from app.services.metrics import Metrics
+from app.services.network import Network
 from app.services.store import DataStore
-
-if TYPE_CHECKING:
-    from app.adapters.mqtt import MqttLink
-    from app.services.device_commands import CommandBook
-    from app.services.device_registry import DeviceRegistry
-    from app.services.telemetry import TelemetryService
-
-logger = logging.getLogger(__name__)
+from app.services.wqi import WqiStations
 
 # A registered sensor that misses this many reports in a row is shown as stale.
 STALE_INTERVALS = 3
-# Alert transitions read back from history at start-up to rebuild open alerts.
-ALERTS_REPLAYED = 5000
 
 
-@dataclass
-class Runtime:
-    settings: Settings
-    store: DataStore
-    history: HistoryRepository
-    pipeline: IngestPipeline
-    broadcaster: Broadcaster
-    metrics: Metrics
-    tokens: Credentials
-    network: Network
-    simulator: Simulator | None
-    controls: ControlService
-    alerts: AlertBook
-    engine: DecisionEngine
-    commands: CommandPublisher
-    mqtt: MqttLink | None = None
-    forecaster: DemandForecaster | None = None
-    logs: LogRing | None = None
-    wqi_stations: WqiStations = field(default_factory=WqiStations)
-    sources: object | None = None       # app.adapters.sources.scheduler.SourceScheduler
-    prometheus: object | None = None
-    cluster: object | None = None   # a ClusterNode when REDIS_URL is set
-    devices: DeviceRegistry | None = None
-    device_commands: CommandBook | None = None
-    telemetry: TelemetryService | None = None
-    clock: Callable[[], float] = time.time
-    started_at: float = field(default_factory=time.time)
-    # Components that have start()/stop(), in start order.
-    components: list = field(default_factory=list)
+class LiveViews:
+    def __init__(self, network: Network, store: DataStore, history: HistoryRepository,
+                 alerts: AlertBook, controls: ControlService, engine: DecisionEngine,
+                 forecaster: DemandForecaster, commands: CommandPublisher, metrics: Metrics,
+                 wqi_stations: WqiStations, *, stale_after_s: float, clock: Callable[[], float],
+                 devices: Callable[[], dict] = dict,
+                 mqtt_status: Callable[[], dict] = lambda: {"state": "disabled"},
+                 tick_lateness_ms: Callable[[], float | None] = lambda: None,
+                 sources=None, cluster=None):
+        self.network = network
+        self.store = store
+        self.history = history
+        self.alerts = alerts
+        self.controls = controls
+        self.engine = engine
+        self.forecaster = forecaster
+        self.commands = commands
+        self.metrics = metrics
+        self.wqi_stations = wqi_stations
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+        self.devices = devices
+        self.mqtt_status = mqtt_status
+        self.tick_lateness_ms = tick_lateness_ms
+        # app.adapters.sources.scheduler.SourceScheduler, when external sources run.
+        self.sources = sources
+        # A ClusterNode when REDIS_URL is set.
+        self.cluster = cluster
+        # Uptime is the process's, on the monotonic clock (not the simulated one).
+        self.started_at = time.monotonic()
 
-    def start(self) -> None:
-        try:
-            reopened = self.alerts.restore(self.history.events("alert", ALERTS_REPLAYED))
-            if reopened:
-                logger.info("reopened %d alert(s) recorded as open before the restart", reopened)
-        except Exception as error:   # history down at start-up: start anyway
-            logger.warning("could not rebuild open alerts from history: %s", error)
-        for component in self.components:
-            component.start()
-
-    def stop(self) -> None:
-        """Stop background work, then flush buffers. Safe to call once at exit."""
-        for component in reversed(self.components):
-            try:
-                component.stop()
-            except Exception:
-                logger.exception("stopping %s failed", type(component).__name__)
-
-    def audit_source_refresh(self, source_id: str, operator: str, source_ip: str | None,
-                             status: dict) -> None:
-        """An operator's fetch-now joins the audit trail (the `control` measurement)."""
-        result = status["status"]
-        logger.info("operator %s refreshed source %s: %s", operator, source_id, result)
-        self.history.write_event(
-            "control", {"action": "refresh_source", "target": source_id, "operator": operator,
-                        "origin": "operator"},
-            {"value": "", "reason": (status.get("last_error") or {}).get("reason", "")
-             if result != "ok" else "", "result": result, "source_ip": source_ip or ""},
-            self.clock())
-
-    # -- views used by the API and the snapshot -----------------------------
     def stale_after(self, record: dict) -> float:
         """Registered sensors are stale after missing STALE_INTERVALS reports.
 
@@ -112,16 +63,16 @@ class Runtime:
         if source != "sensor" and self.sources is not None:
             every = self.sources.interval_of(source)
             if every:
-                return max(self.settings.stale_after_s, STALE_INTERVALS * every)
+                return max(self.stale_after_s, STALE_INTERVALS * every)
         interval = self.network.interval(record["sensor_id"])
-        return STALE_INTERVALS * interval if interval else self.settings.stale_after_s
+        return STALE_INTERVALS * interval if interval else self.stale_after_s
 
     def network_view(self) -> dict:
         view = self.network.to_api(self.controls.link_status(), self.controls.link_settings())
         for node in view["nodes"]:   # the map shows isolated nodes apart
             if node["id"] in self.controls.isolated:
                 node["status"] = "isolated"
-        devices = self.mqtt.devices if self.mqtt else {}
+        devices = self.devices()
         if devices:   # a device named after a sensor or its node reports its presence
             for sensor in view["sensors"]:
                 device = devices.get(sensor["id"]) or devices.get(sensor["node"])
@@ -140,7 +91,7 @@ class Runtime:
             "alerts": self.alerts.listing(include_cleared=False),
             "health": self.health(),
             "wqi": self.wqi(),
-            "forecast": self.forecaster.view(self.clock()) if self.forecaster else None,
+            "forecast": self.forecaster.view(self.clock()),
         }
 
     def wqi(self) -> list[dict]:
@@ -193,15 +144,15 @@ class Runtime:
 
     def status(self) -> dict:
         return {
-            "uptime_s": round(self.clock() - self.started_at, 1),
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
             "clients": self.store.clients,
             "sensors": self.store.sensor_count(),
             "readings": {"ingested": self.metrics.summary("ingested"),
                          "rejected": self.metrics.summary("rejected")},
             "broadcast": {"frames": self.metrics.counter("frames").total,
-                          "tick_late_ms": self.broadcaster.tick_lateness_ms()},
+                          "tick_late_ms": self.tick_lateness_ms()},
             "decisions": {"solves": self.engine.solves, "last_solve_ms": self.engine.last_solve_ms,
                           "status": self.engine.status, "mode": self.controls.mode},
             "history": self.history.status(),
-            "mqtt": self.mqtt.status() if self.mqtt else {"state": "disabled"},
+            "mqtt": self.mqtt_status(),
         }

@@ -1,0 +1,1 @@
+"""The domain's vocabulary shared by every layer: events, clock."""
