@@ -1,6 +1,5 @@
 """Fusion of sources in the ingest path, and the WQI of ad-hoc stations."""
 import pytest
-
 from prometheus_client import CollectorRegistry
 
 from app.adapters.memory_history import MemoryHistory
