@@ -11,12 +11,15 @@ import threading
 import time
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from app.adapters.memory_history import MemoryHistory
 from app.adapters.sources import adapter_for
 from app.adapters.sources.config import parse_sources
 from app.adapters.sources.http import SourceHttp
 from app.adapters.sources.scheduler import SourceScheduler
+from app.bus import MessageBus
+from app.domain.events import ReadingsAccepted
 from app.services.fusion import SensorIndex
 from app.services.metrics import Metrics
 from app.services.pipeline import IngestPipeline
@@ -51,7 +54,10 @@ class Harness:
         self.store = DataStore(1000, 50, fusion_window_s=900)
         self.history = MemoryHistory()
         self.live: list[dict] = []
-        self.pipeline = IngestPipeline(self.store, self.history, self.live.extend, Metrics())
+        bus = MessageBus(CollectorRegistry())
+        bus.subscribe(ReadingsAccepted, lambda event: self.history.write_readings(event.records))
+        bus.subscribe(ReadingsAccepted, lambda event: self.live.extend(event.live))
+        self.pipeline = IngestPipeline(self.store, bus.publish, Metrics())
         self.index = SensorIndex(known or {})
         self.weather: list = []
         self.http = SourceHttp(CONNECT_S, READ_S, RETRIES, BACKOFF_S, retry_after_max_s=2)
