@@ -176,17 +176,23 @@ def test_the_leader_rewrites_a_dead_members_history_once(tmp_path):
 
 
 def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_path):
+    from prometheus_client import CollectorRegistry
+
+    from app.bus import MessageBus
+    from app.domain.events import AlertCleared, AlertRaised, AlertUpdated
     from app.services.alerts import AlertBook
     from app.services.cluster.shared_state import SharedState
 
     log = MemoryLog()
     books, states = {}, {}
     for name in ("a", "b"):
-        book = AlertBook(lambda e, p: None, lambda alarm: None)
+        bus = MessageBus(CollectorRegistry())
+        book = AlertBook(bus.publish)
         state = SharedState({"alert": book.adopt})
         state.replicator = Replicator(log, Outbox(DiskSpool(tmp_path / f"state-{name}", 10_000_000)),
                                       name, state.apply, _no_spawn, lambda s: None)
-        book.listeners.append(lambda alarm, state=state: state.share("alert", alarm))
+        for transition in (AlertRaised, AlertUpdated, AlertCleared):   # as app/handlers.py shares them
+            bus.subscribe(transition, lambda event, state=state: state.share("alert", event.alert))
         books[name], states[name] = book, state
 
     def sync():
