@@ -56,6 +56,7 @@ from app.services.wqi import WqiStations
 
 if TYPE_CHECKING:
     from app.adapters.mqtt import MqttLink
+    from app.adapters.mqtt_devices import MqttDevices
     from app.adapters.sources.scheduler import SourceScheduler
     from app.services.cluster.node import ClusterNode
     from app.services.cluster.shared_state import SharedState
@@ -103,6 +104,7 @@ class Services:
     devices: DeviceRegistry | None = None
     device_commands: CommandBook | None = None
     telemetry: TelemetryService | None = None
+    mqtt_devices: MqttDevices | None = None   # registered devices' MQTT topics, with a broker
     shared: SharedState | None = None         # cluster: operator state shared by the instances
     # Components that have start()/stop(), in start order.
     components: list = field(default_factory=list)
@@ -257,6 +259,7 @@ def build_devices(settings: Settings, network: Network, pipeline: IngestPipeline
     from app.services.telemetry import TelemetryService
 
     repository = SqliteRegistry(settings.devices_db_path)
+    mqtt_devices = None
     if settings.redis_url:   # a device registered on one instance works on all
         from app.services.cluster.shared_devices import SharingRepository
         repository = SharingRepository(repository)
@@ -272,13 +275,13 @@ def build_devices(settings: Settings, network: Network, pipeline: IngestPipeline
         from urllib.parse import unquote, urlparse
 
         from app.adapters.mqtt_devices import MqttDevices
-        MqttDevices(mqtt_link, registry, telemetry, book, settings.telemetry_max_bytes)
+        mqtt_devices = MqttDevices(mqtt_link, registry, telemetry, book, settings.telemetry_max_bytes)
         if settings.mqtt_dynsec:
             from app.adapters.dynsec import DynamicSecurity
             username = urlparse(settings.mqtt_url).username
             registry.accounts = DynamicSecurity(mqtt_link, unquote(username) if username else None,
                                                 spawn, sleep, prefix=settings.mqtt_topic_prefix)
-    return registry, book, telemetry
+    return registry, book, telemetry, mqtt_devices
 
 
 def build_engine(settings: Settings, network: Network, store: DataStore, controls: ControlService,
@@ -381,7 +384,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
                              pipeline.ingest_messages, metrics, spawn, sleep, settings.max_body_bytes,
                              publish=publish,
                              share_group=settings.mqtt_share_group if settings.redis_url else None)
-    registry, device_commands, telemetry = build_devices(settings, network, pipeline, mqtt_link,
+    registry, device_commands, telemetry, mqtt_devices = build_devices(settings, network, pipeline, mqtt_link,
                                                          publish, spawn, sleep, clock)
     # A control on a target a registered device drives becomes that device's command.
     commands: CommandPublisher = DeviceCommandRouter(mqtt_link or MemoryCommands(), registry,
@@ -445,7 +448,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
         sensor_index=sensor_index, wqi_stations=wqi_stations,
         monitor=monitor, views=views, logs=logs, mqtt=mqtt_link, simulator=simulator,
         sources=sources, cluster=cluster, devices=registry, device_commands=device_commands,
-        telemetry=telemetry, shared=shared)
+        telemetry=telemetry, mqtt_devices=mqtt_devices, shared=shared)
     # In a cluster, sources and simulator start and stop with the lease (inside leader_work).
     services.components = [c for c in (registry, device_commands, history, broadcaster, cluster,
                                        *leader_work, mqtt_link,

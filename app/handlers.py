@@ -185,6 +185,10 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         elif event.state == "online":
             s.alerts.clear(event.device_id, "device_offline")
 
+    def resend_to_returning_device(event: DevicePresence) -> None:
+        if s.mqtt_devices is not None:
+            s.mqtt_devices.on_presence(event.device_id, event.state)
+
     return {
         ReadingsAccepted: [write_readings, index_sensors, update_wqi_stations, replicate,
                            check_thresholds, learn_demand, watch_for_replan, clear_offline,
@@ -204,7 +208,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         ControlAdopted: [replan_after_control],
         CommandStateChanged: [broadcast_command],
         DeviceChanged: [broadcast_device],
-        DevicePresence: [presence_alert],
+        DevicePresence: [presence_alert, resend_to_returning_device],
         HealthChanged: [broadcast_health],
         ForecastUpdated: [broadcast_forecast],
     }

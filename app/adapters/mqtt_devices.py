@@ -43,8 +43,6 @@ class MqttDevices:
         link.route(RESPONSE_FILTER, self._on_response, shared=False)
         link.guard = self.guard
         link.on_connected.append(self._on_connected)
-        self._presence_listener = link.on_presence
-        link.on_presence = self._on_presence
         book.transport = self
 
     # -- the command transport ------------------------------------------------------
@@ -53,9 +51,9 @@ class MqttDevices:
             return False   # its last will said it is gone: kept queued until it is back
         return self.link.send(request_topic(device_id, message["id"]), json.dumps(message), qos=1)
 
-    def _on_presence(self, device_id: str, state: str, news: bool) -> None:
-        """`{prefix}/status/<id>`: a registered device back online gets its open commands."""
-        self._presence_listener(device_id, state, news)
+    def on_presence(self, device_id: str, state: str) -> None:
+        """`{prefix}/status/<id>` (a DevicePresence handler): a registered device back
+        online gets its open commands."""
         if state == "online" and self.registry.find(device_id) is not None:
             sent = self.book.resend(device_id)
             if sent:
