@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CollectorRegistry
 
+from app.adapters.network_files import load_network
 from app.api.metrics import ServicesCollector
 from app.bus import MessageBus
 from app.config import Settings
@@ -355,7 +356,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
     publish = bus.publish
 
     # Adapters.
-    network = Network.load(settings.network_file)
+    network = load_network(settings.network_file)
     # The alert book is built after history; these look it up when called.
     history = history or build_history(
         settings, spawn, sleep, on_failing=lambda detail: raise_history_alert(alerts, detail),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.adapters.network_files import load_network  # noqa: E402
 from app.config import BUNDLED_NETWORK, Settings  # noqa: E402
 from app.services.leaks import LeakDetector  # noqa: E402
 from app.services.network import Network  # noqa: E402
@@ -169,7 +170,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print every finding")
     args = parser.parse_args()
-    network = Network.load(BUNDLED_NETWORK)
+    network = load_network(BUNDLED_NETWORK)
     settings = Settings(_env_file=None)
     started = time.perf_counter()
     run = simulate(args.days, args.seed, network, settings, args.verbose)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.adapters.network_files import load_network  # noqa: E402
 from app.config import BUNDLED_NETWORK  # noqa: E402
 from app.services.local_time import is_weekend, local_hour  # noqa: E402
 from app.services.narration import Narrator  # noqa: E402
@@ -202,7 +203,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--days", type=int, default=7)
     args = parser.parse_args()
-    network = Network.load(BUNDLED_NETWORK)
+    network = load_network(BUNDLED_NETWORK)
     tariff = Tariff.parse(None)
     hours = 24 * args.days
     metered, actual = demand_series(network, hours, args.seed, REPLAN_MIN)

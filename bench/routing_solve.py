@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.adapters.network_files import load_network  # noqa: E402
 from app.config import BUNDLED_NETWORK  # noqa: E402
 from app.services.network import Network  # noqa: E402
 from app.services.routing import RoutingInputs, RoutingModel  # noqa: E402
@@ -83,7 +84,7 @@ def net6() -> Network | None:
         import wntr
     except ImportError:
         return None
-    return Network.load(Path(wntr.__file__).parent / "library" / "networks" / "Net6.inp")
+    return load_network(Path(wntr.__file__).parent / "library" / "networks" / "Net6.inp")
 
 
 if __name__ == "__main__":
@@ -91,7 +92,7 @@ if __name__ == "__main__":
     print("Plan LP solve time (ms), HiGHS through highspy (model built once, bounds and costs updated)")
     print(f"{'network':<28} {'steps':>5} {'nodes':>6} {'links':>6}  {'build+solve':>11}  {'re-solve':>9}  "
           f"{'p95':>7}   status")
-    bundled = Network.load(BUNDLED_NETWORK)
+    bundled = load_network(BUNDLED_NETWORK)
     measure("bundled Bengaluru", bundled)
     measure("bundled Bengaluru", bundled, horizon=24)
     big = synthetic()

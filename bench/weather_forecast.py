@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app.adapters.network_files import load_network  # noqa: E402
 from app.adapters.sources.config import parse_sources  # noqa: E402
 from app.adapters.sources.open_meteo import OpenMeteoAdapter  # noqa: E402
 from app.services.forecast import SLOT_S, DemandForecaster  # noqa: E402
@@ -89,7 +90,7 @@ def run(days: int, seed: int) -> dict:
                                          "node_id": "WX_BENGALURU"}]})[0]
     hours = OpenMeteoAdapter(config).fetch(FileAnswer(path), now=start + days * 86400).weather
     by_hour = {int(h.ts // 3600): h for h in hours}
-    zones = {z.id: z.demand for z in Network.load(BUNDLED_NETWORK).of_kind("zone")}
+    zones = {z.id: z.demand for z in load_network(BUNDLED_NETWORK).of_kind("zone")}
 
     plain = DemandForecaster(list(zones))
     effect = WeatherEffect()

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from app.adapters.network_files import load_network
 from app.config import BUNDLED_NETWORK
 from app.services.network import Network
 from app.services.simulation import NetworkSimulation
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None):
                             help="issue a control on an actuator's target every this many s (0: none)")
     registered.add_argument("--keep", action="store_true", help="leave the devices registered at the end")
     args = parser.parse_args(argv)
-    network = Network.load(args.network)
+    network = load_network(args.network)
     if args.admin_token:
         from tools.fleet import run_fleet
         return run_fleet(args, network)

@@ -6,7 +6,6 @@ it concerns. Capacities are in MLD, volumes in ML.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -131,20 +130,6 @@ class Network:
         }
 
     # -- loading -------------------------------------------------------------
-    @classmethod
-    def load(cls, path: Path | str) -> "Network":
-        path = Path(path)
-        if path.suffix.lower() == ".inp":
-            from app.adapters.epanet import load_inp  # optional extra: wntr
-            return load_inp(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise NetworkFileError(str(path), ["file not found"]) from None
-        except json.JSONDecodeError as error:
-            raise NetworkFileError(str(path), [f"line {error.lineno} column {error.colno}: {error.msg}"]) from None
-        return cls.from_dict(data, source=str(path))
-
     @classmethod
     def from_dict(cls, data: dict, source: str = "network") -> "Network":
         try:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import wntr
 
+from app.adapters.network_files import load_network
 from app.adapters.epanet import DESIGN_VELOCITY_M_S, pipe_capacity_mld
 from app.services.network import Network
 from app.services.routing import RoutingInputs, RoutingModel
@@ -12,7 +13,7 @@ NETWORKS = Path(wntr.__file__).parent / "library" / "networks"
 
 
 def test_net3_imports_with_the_right_counts():
-    net = Network.load(NETWORKS / "Net3.inp")
+    net = load_network(NETWORKS / "Net3.inp")
     # Net3: 92 junctions, 2 reservoirs, 3 tanks; 117 pipes, 2 pumps, 0 valves.
     assert len(net.nodes) == 97 and len(net.links) == 119
     assert len(net.of_kind("source")) == 2 and len(net.of_kind("reservoir")) == 3
@@ -27,7 +28,7 @@ def test_pipe_capacity_follows_diameter_at_design_velocity():
     # A 1 m main at 1.5 m/s moves 1.178 m3/s = 101.8 MLD.
     assert DESIGN_VELOCITY_M_S == 1.5
     assert pipe_capacity_mld(1.0) == pytest.approx(101.79, rel=1e-3)
-    net = Network.load(NETWORKS / "Net3.inp")
+    net = load_network(NETWORKS / "Net3.inp")
     model = wntr.network.WaterNetworkModel(str(NETWORKS / "Net3.inp"))
     pipe = model.get_link("20")
     assert net.links["pipe:20"].capacity == pytest.approx(pipe_capacity_mld(pipe.diameter), rel=1e-3)
@@ -36,7 +37,7 @@ def test_pipe_capacity_follows_diameter_at_design_velocity():
 
 @pytest.mark.parametrize("name", ["Net1.inp", "Net3.inp", "ky4.inp"])
 def test_imported_networks_can_be_planned(name):
-    net = Network.load(NETWORKS / name)
+    net = load_network(NETWORKS / name)
     plan = RoutingModel(net).solve(RoutingInputs(demand={}))
     assert plan.status == "optimal"
     assert sum(plan.shortfall.values()) == pytest.approx(0, abs=1e-3)
@@ -48,7 +49,7 @@ def test_an_imported_network_gets_the_default_sensor_layout_and_runs():
     from app.services.leaks import LeakDetector
     from app.services.simulation import NetworkSimulation
 
-    net = Network.load(NETWORKS / "Net3.inp")
+    net = load_network(NETWORKS / "Net3.inp")
     zones, tanks = net.of_kind("zone"), net.of_kind("reservoir")
     pumps = [link for link in net.links.values() if link.kind == "pump"]
     by_metric = {}

@@ -2,13 +2,14 @@ import json
 
 import pytest
 
+from app.adapters.network_files import load_network
 from app.config import BUNDLED_NETWORK
 from app.services.network import Network, NetworkFileError
 from tests.unit.networks import link, node
 
 
 def test_bundled_bengaluru_network_loads_and_is_plausible():
-    net = Network.load(BUNDLED_NETWORK)
+    net = load_network(BUNDLED_NETWORK)
     assert 2000 <= net.total_demand() <= 2300          # DOMAIN: about 2,100-2,200 MLD
     assert len(net.of_kind("zone")) == 10
     assert 6 <= len(net.of_kind("reservoir")) <= 10
@@ -28,7 +29,7 @@ def test_bundled_bengaluru_network_loads_and_is_plausible():
 
 
 def test_registry_gives_reading_defaults():
-    net = Network.load(BUNDLED_NETWORK)
+    net = load_network(BUNDLED_NETWORK)
     assert net.defaults("Z_SOUTH.flow") == {"metric": "flow", "unit": "MLD", "node_id": "Z_SOUTH",
                                             "zone": "Z_SOUTH"}
     assert net.defaults("unknown") is None
@@ -64,7 +65,7 @@ def test_malformed_file_names_the_line(tmp_path):
     text.insert(3, "  oops,")
     path.write_text("\n".join(text))
     with pytest.raises(NetworkFileError, match="line 4"):
-        Network.load(path)
+        load_network(path)
 
 
 def test_a_pump_given_only_its_head_gets_the_energy_it_takes():

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from app.adapters.network_files import load_network
 from app.config import BUNDLED_NETWORK
 from app.services.alerts import AlertBook
 from app.services.data_quality import FLATLINE_COUNT, DataQuality
@@ -29,7 +30,7 @@ def test_threshold_boundaries(metric, value, expected):
 
 
 def test_level_and_pressure_rules_come_from_the_network_and_can_be_overridden():
-    net = Network.load(BUNDLED_NETWORK)
+    net = load_network(BUNDLED_NETWORK)
     rules = rules_for(net)
     pressure = rules["Z_SOUTH.pressure_1"]            # normal 12-30 m
     # The floor is the service minimum: below it is critical (5.7 m against 12 m is no mere warning).
@@ -50,7 +51,7 @@ class Recorder:
 def monitor(clear_after_s=30.0):
     rec = Recorder()
     alerts = AlertBook(lambda event: rec.events.append(event.alert), clock=lambda: 0.0)
-    return ThresholdMonitor(Network.load(BUNDLED_NETWORK), alerts, clear_after_s), alerts, rec
+    return ThresholdMonitor(load_network(BUNDLED_NETWORK), alerts, clear_after_s), alerts, rec
 
 
 def reading(value, ts, sensor="Z_SOUTH.ph"):

@@ -3,6 +3,7 @@ from statistics import mean
 
 import pytest
 
+from app.adapters.network_files import load_network
 from app.config import BUNDLED_NETWORK
 from app.services.metrics import Metrics
 from app.services.network import Network
@@ -15,7 +16,7 @@ START = 1_767_225_600.0   # 2026-01-01 00:00 UTC, a Thursday
 
 @pytest.fixture(scope="module")
 def net():
-    return Network.load(BUNDLED_NETWORK)
+    return load_network(BUNDLED_NETWORK)
 
 
 def run(sim, seconds, step=5.0, t0=None):
