@@ -19,8 +19,8 @@ from app.adapters.network_files import load_network
 from app.api.metrics import ServicesCollector
 from app.bus import MessageBus
 from app.config import Settings
-from app.domain.events import (CommandStateChanged, DecisionMade, DeviceChanged, ForecastUpdated,
-                               PlanChanged)
+from app.domain.events import (CommandStateChanged, DecisionMade, DeviceChanged, DeviceReturned,
+                               ForecastUpdated, PlanChanged)
 from app.handlers import handlers_for
 from app.logs import LogRing
 from app.realtime.broadcaster import Broadcaster
@@ -270,7 +270,7 @@ def build_devices(settings: Settings, network: Network, pipeline: IngestPipeline
                               spawn=spawn, sleep=sleep)
     book = CommandBook(repository, registry, on_change=lambda command: publish(CommandStateChanged(command)),
                        expiry_s=settings.command_expiry_s, spawn=spawn, sleep=sleep)
-    registry.on_back = book.resend   # a device heard from again gets its open commands
+    registry.on_back = lambda device_id: publish(DeviceReturned(device_id))
     telemetry = TelemetryService(registry, pipeline.ingest, clock, settings.max_clock_skew_s)
     if mqtt_link is not None:
         from urllib.parse import unquote, urlparse

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Callable
 
 from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated,
                                CommandStateChanged, ControlAdopted, ControlApplied, DecisionMade,
-                               DeviceChanged, DevicePresence, Event, ForecastUpdated, HealthChanged,
-                               PlanChanged, ReadingsAccepted, ReadingsReplicated, SourceRefreshed)
+                               DeviceChanged, DevicePresence, DeviceReturned, Event, ForecastUpdated,
+                               HealthChanged, PlanChanged, ReadingsAccepted, ReadingsReplicated,
+                               SourceRefreshed)
 
 from app.services.controls import LOCAL_ACTIONS
 
@@ -189,6 +190,10 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         if s.mqtt_devices is not None:
             s.mqtt_devices.on_presence(event.device_id, event.state)
 
+    def resend_to_returned_device(event: DeviceReturned) -> None:
+        if s.device_commands is not None:
+            s.device_commands.resend(event.device_id)
+
     return {
         ReadingsAccepted: [write_readings, index_sensors, update_wqi_stations, replicate,
                            check_thresholds, learn_demand, watch_for_replan, clear_offline,
@@ -209,6 +214,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         CommandStateChanged: [broadcast_command],
         DeviceChanged: [broadcast_device],
         DevicePresence: [presence_alert, resend_to_returning_device],
+        DeviceReturned: [resend_to_returned_device],
         HealthChanged: [broadcast_health],
         ForecastUpdated: [broadcast_forecast],
     }

@@ -115,6 +115,13 @@ class DeviceChanged(Event):
 
 
 @dataclass(frozen=True)
+class DeviceReturned(Event):
+    """A registered device was heard from (telemetry, a poll, an answer) after being
+    offline or never seen: its open commands go out again."""
+    device_id: str
+
+
+@dataclass(frozen=True)
 class DevicePresence(Event):
     """A device reported online/offline; `news` is False for a retained old state."""
     device_id: str
