@@ -95,8 +95,14 @@ class InfluxServer:
         return rows
 
     def count(self, db: str, measurement: str = "sensor_reading", where: str = "") -> int:
+        """Points in `measurement` (the largest per-field count); 0 when none match.
+
+        count(*) answers one column per field the measurement has ever had, and
+        null for a field no selected point carries (e.g. `quality`, written
+        only on flagged readings), so nulls count as 0.
+        """
         rows = self.query(db, f'SELECT count(*) FROM "{measurement}" {where}')
-        return max((v for k, v in rows[0].items() if k.startswith("count")), default=0) if rows else 0
+        return max((v or 0 for k, v in rows[0].items() if k.startswith("count")), default=0) if rows else 0
 
 
 # influxd 1.6.7 reads unknown precisions as nanoseconds (STACK-NOTES), so map them.
