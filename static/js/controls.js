@@ -78,10 +78,15 @@ export function renderDeliveries() {
 function track(control) {
   // The server applied it; a device delivery follows where a device drives the target.
   const local = ["ack_alert", "reset_demo"].includes(control.action);
-  state.deliveries.unshift({ id: control.id, action: control.action, target: control.target, value: control.value,
-    state: local ? "applied" : "published", detail: local ? "server state" : "sent on the command topic; waiting for a device" });
+  const delivery = { id: control.id, action: control.action, target: control.target, value: control.value,
+    state: local ? "applied" : "published", detail: local ? "server state" : "sent on the command topic; waiting for a device" };
+  state.deliveries.unshift(delivery);
   state.deliveries.length = Math.min(state.deliveries.length, 50);
-  renderDeliveries();
+  // A registered device's command is named in the answer itself ({id, device_id, state}). Its
+  // `command_update` is pushed on /live while the request is handled, so it can reach the page
+  // before this answer does (and find nothing to update): the answer's state is the one to show.
+  if (control.command?.id) applyCommandUpdate({ control_id: control.id, ...control.command });
+  else renderDeliveries();
 }
 
 // A command record from the devices' command service (issue "devices").
