@@ -91,7 +91,8 @@ def history_export():
                 "unit": latest.get("unit") or known.get("unit")}
 
     chunks = export.encode(export.rows(bhs.history, wanted, now, describe), wanted["format"], rollup)
-    first = next(chunks)        # the first page is read here, so a store that is down answers 503
+    first = next(chunks, "")    # the first page is read here, so a store that is down answers 503
+                                # (an NDJSON export of no rows has no chunk at all)
     name = f"history-{wanted['sensors'][0]}{'-etc' if len(wanted['sensors']) > 1 else ''}-{wanted['resolution']}"
     headers = {"Content-Disposition": f'attachment; filename="{name}.{wanted["format"]}"',
                "X-History-Resolution": wanted["resolution"]}

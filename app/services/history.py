@@ -27,6 +27,10 @@ AUTO_RESOLUTION = ((6 * 3600, "raw"), (7 * 86400, "1m"), (180 * 86400, "1h"))
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Times a query may name: within what an ISO timestamp can say (years 1 to 9999), with a
+# day's margin, so no bucket start or answer ever falls outside it.
+EARLIEST_TIME = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+LATEST_TIME = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
 
 
 @dataclass(frozen=True)
@@ -63,30 +67,41 @@ def parse_retention(text: str) -> float | None:
 
 def parse_duration(text: str) -> float:
     match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
+    try:
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else 0
+        float(seconds)
+    except (ValueError, OverflowError):       # more digits than an int or a float holds
+        seconds = 0
+    if not seconds:
         raise InvalidInput("bad duration", [{"field": "every", "message":
-                           f"'{text}' is not a duration like 30s, 1m, 1h"}])
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                           f"'{text[:40]}' is not a duration like 30s, 1m, 1h"}])
+    return seconds
 
 
 def parse_time(text: str, now: float, field: str) -> float:
     """`now`, a relative time like `-1h`, or an ISO 8601 timestamp."""
     text = text.strip()
+    moment = None
     if text == "now":
         return now
     if text.startswith("-"):
         try:
-            return now - parse_duration(text[1:])
+            moment = now - parse_duration(text[1:])
         except InvalidInput:
             pass
     else:
         try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc)
-            return moment.timestamp()
-        except ValueError:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            moment = parsed.timestamp()
+        except (ValueError, OverflowError):
             pass
+    if moment is not None:
+        if EARLIEST_TIME <= moment <= LATEST_TIME:
+            return moment
+        raise InvalidInput("time out of range", [{"field": field, "message":
+                           f"'{text[:40]}' is outside 0001-01-02 to 9999-12-30"}])
     raise InvalidInput("bad time", [{"field": field, "message":
                        f"'{text}' is not 'now', a relative time like -1h, or an ISO timestamp"}])
 

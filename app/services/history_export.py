@@ -25,6 +25,10 @@ FIRST_RAW_WINDOW_S = 3600.0
 MIN_WINDOW_S = 1e-3
 # Sensors one export may name.
 MAX_EXPORT_SENSORS = 100
+# Rollup buckets one sensor's export may span (1m: ~694 days, 1h: ~114 years, 1d: ~2,700
+# years): each PAGE_POINTS / 2 of them is one store query, so a range past this would keep
+# the stream busy asking about empty windows. Checked before the first byte is sent.
+MAX_EXPORT_BUCKETS = 1_000_000
 RAW_COLUMNS = ("time", "sensor_id", "metric", "unit", "value", "quality")
 ROLLUP_COLUMNS = ("time", "sensor_id", "metric", "unit", "mean", "min", "max", "count", "quality")
 
@@ -45,6 +49,11 @@ def export_request(args, now: float) -> dict:
     if stop <= start:
         raise InvalidInput("empty range", [{"field": "stop", "message": "stop must be after start"}])
     resolution = pick_resolution(start, stop, args.get("resolution"))
+    width = RESOLUTIONS[resolution]
+    if width and (stop - start) / width > MAX_EXPORT_BUCKETS:
+        raise InvalidInput("range too long", [{"field": "start", "message":
+                           f"at most {MAX_EXPORT_BUCKETS:,} buckets of {resolution} per export: "
+                           "narrow the range or ask for a coarser resolution"}])
     return {"sensors": list(dict.fromkeys(sensors)), "format": fmt, "start": start, "stop": stop,
             "resolution": resolution}
 

@@ -50,3 +50,27 @@ def test_csv_and_ndjson_with_the_documented_columns(client):
 def test_bad_requests_say_which_field(client, query, field):
     reply = client.get("/api/history/export?" + query)
     assert reply.status_code == 422 and reply.json["error"]["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("query, field", [
+    ("sensor_id=a&start=-99999999999999999w", "start"),                 # before year 1: no ISO time
+    ("sensor_id=a&start=-" + "9" * 5000 + "ms", "start"),               # more digits than an int
+    ("sensor_id=a&start=0001-01-01T00:00:00%2B14:00", "start"),
+    ("sensor_id=a&stop=9999-12-31T23:59:59%2B00:00", "stop"),
+    ("sensor_id=a&start=-1000d&resolution=1m", "start"),                # 1.4 M one-minute buckets
+    ("sensor_id=a&start=0002-01-01&stop=9999-12-01", "start"),         # 2.9 M days
+])
+def test_ranges_no_stream_could_answer_are_refused_before_streaming(client, query, field):
+    started = time.monotonic()
+    reply = client.get("/api/history/export?" + query)
+    assert reply.status_code == 422 and reply.json["error"]["details"][0]["field"] == field
+    assert time.monotonic() - started < 2
+
+
+def test_a_long_but_bounded_range_streams_quickly(client):
+    started = time.monotonic()
+    reply = client.get("/api/history/export?sensor_id=a&start=0002-01-01&stop=9999-12-01&resolution=raw")
+    assert reply.status_code == 200 and reply.get_data(as_text=True).startswith("time,")
+    reply = client.get("/api/history/export?sensor_id=a&start=-600d&resolution=1m&format=ndjson")
+    assert reply.status_code == 200 and reply.get_data(as_text=True) == ""
+    assert time.monotonic() - started < 10
