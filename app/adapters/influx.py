@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from typing import Callable
 
@@ -85,6 +86,9 @@ class InfluxHistory(HistoryRepository):
         self.schema = None
         self.schema_state: dict = {"state": "pending", "kind": None, "changes": [], "error": None}
         self._late: dict[str, list[float]] = {}      # sensor -> [oldest, newest] late point
+        # The request threads note late points while the writer's thread takes them to back-fill.
+        self._late_lock = threading.Lock()
+        self._backfilling = False
         self._last_backfill = 0.0
         self.backfilled = 0
         self.writer.after_delivery.append(self._backfill_late)
@@ -160,19 +164,30 @@ class InfluxHistory(HistoryRepository):
     def _note_late(self, records: list[dict]) -> None:
         """Remember sensors with points the continuous queries will not see (after `add`)."""
         before = time.time() - LATE_AFTER_S
-        late = self._late
+        spans: dict[str, list[float]] = {}
         for r in records:
             ts = r["ts"]
             if ts < before:
-                span = late.get(r["sensor_id"])
+                span = spans.get(r["sensor_id"])
                 if span is None:
-                    if len(late) >= MAX_BACKFILL_SENSORS:
-                        continue
-                    late[r["sensor_id"]] = [ts, ts]
+                    spans[r["sensor_id"]] = [ts, ts]
                 elif ts < span[0]:
                     span[0] = ts
                 elif ts > span[1]:
                     span[1] = ts
+        if spans:
+            with self._late_lock:     # merged whole, never into a map the back-fill already took
+                self._merge_late(spans)
+
+    def _merge_late(self, spans: dict[str, list[float]]) -> None:
+        late = self._late
+        for sensor_id, (oldest, newest) in spans.items():
+            span = late.get(sensor_id)
+            if span is None:
+                if len(late) < MAX_BACKFILL_SENSORS:
+                    late[sensor_id] = [oldest, newest]
+            else:
+                span[0], span[1] = min(span[0], oldest), max(span[1], newest)
 
     def _backfill_late(self) -> None:
         """Roll up late points once they are written: recompute only their buckets."""
@@ -180,16 +195,26 @@ class InfluxHistory(HistoryRepository):
                 time.monotonic() - self._last_backfill < BACKFILL_INTERVAL_S:
             return
         self._last_backfill = time.monotonic()
-        late, self._late = self._late, {}
-        for sensor_id, (oldest, newest) in late.items():
-            try:
-                self.schema.backfill(sensor_id, oldest, newest)
-                self.backfilled += 1
-            except Exception as error:   # try again next round
-                span = self._late.setdefault(sensor_id, [oldest, newest])
-                span[0], span[1] = min(span[0], oldest), max(span[1], newest)
-                logger.warning("rollup back-fill for %s failed: %s", sensor_id, str(error)[:200])
-                return
+        with self._late_lock:
+            late, self._late = self._late, {}
+            self._backfilling = True
+        try:
+            for sensor_id, (oldest, newest) in late.items():
+                try:
+                    self.schema.backfill(sensor_id, oldest, newest)
+                    self.backfilled += 1
+                except Exception as error:   # try again next round, with the ones not done yet
+                    left = dict(list(late.items())[list(late).index(sensor_id):])
+                    with self._late_lock:
+                        self._merge_late(left)
+                    logger.warning("rollup back-fill for %s failed: %s", sensor_id, str(error)[:200])
+                    return
+        finally:
+            self._backfilling = False
+
+    def backfill_pending(self) -> bool:
+        """Late points noted whose rollup buckets are not recomputed yet (or being recomputed)."""
+        return bool(self._late) or self._backfilling
 
     def write_event(self, measurement: str, tags: dict, fields: dict, ts: float) -> None:
         self.writer.add([lp.line(measurement, tags, fields, int(ts * 1e9))])
@@ -211,6 +236,7 @@ class InfluxHistory(HistoryRepository):
                 "spooled_total": writer.held_total, "spool_bytes": spool.pending_bytes(),
                 "splits": writer.splits, "rejected": rejected,
                 "schema": dict(self.schema_state), "backfills": self.backfilled,
+                "backfill_pending": self.backfill_pending(),
                 "retention": {"raw_s": self.raw_retention_s, "rollup_s": self.rollup_retention_s},
                 "failed": sum(rejected.values()),
                 "last_error": (writer.detail()["last_error"] or {}).get("message")}
