@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 from flask import Blueprint, Response as Response_, jsonify, request, stream_with_context
 from spectree import Response
@@ -15,6 +16,9 @@ from app.errors import InvalidInput, NotFound
 from app.models import ErrorEnvelope
 from app.services import history_export as export
 from app.services.history import build_query, read_history
+
+# Characters kept in an export's file name; the rest become "_".
+UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.:-]")
 
 bp = Blueprint("read", __name__)
 # Reads need a viewer token only when VIEWER_TOKENS is set: `{}` says "or none".
@@ -94,6 +98,9 @@ def history_export():
     first = next(chunks, "")    # the first page is read here, so a store that is down answers 503
                                 # (an NDJSON export of no rows has no chunk at all)
     name = f"history-{wanted['sensors'][0]}{'-etc' if len(wanted['sensors']) > 1 else ''}-{wanted['resolution']}"
+    # Header values are Latin-1 on the wire: an id outside the reading charset (any id may
+    # be asked for) would make the server drop the connection instead of answering.
+    name = UNSAFE_FILENAME.sub("_", name)
     headers = {"Content-Disposition": f'attachment; filename="{name}.{wanted["format"]}"',
                "X-History-Resolution": wanted["resolution"]}
     return Response_(stream_with_context(itertools.chain([first], chunks)),

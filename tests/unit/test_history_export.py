@@ -74,3 +74,13 @@ def test_a_long_but_bounded_range_streams_quickly(client):
     reply = client.get("/api/history/export?sensor_id=a&start=-600d&resolution=1m&format=ndjson")
     assert reply.status_code == 200 and reply.get_data(as_text=True) == ""
     assert time.monotonic() - started < 10
+
+
+def test_an_id_outside_the_reading_charset_still_gets_a_latin1_file_name(client):
+    """The fuzzer's `sensor_id=Ā` made eventlet drop the connection: the id went into
+    Content-Disposition, which must be Latin-1 on the wire."""
+    reply = client.get("/api/history/export?sensor_id=%C4%80%22x&start=-1h&format=csv")
+    assert reply.status_code == 200
+    disposition = reply.headers["Content-Disposition"]
+    disposition.encode("latin-1")
+    assert disposition == 'attachment; filename="history-__x-raw.csv"'
