@@ -17,7 +17,8 @@ from app.errors import InvalidInput
 from app.services.history import (RESOLUTIONS, HistoryQuery, HistoryRepository, parse_time,
                                   pick_resolution, read_history)
 
-FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
+# Werkzeug adds "; charset=utf-8" to text/* types itself.
+FORMATS = {"csv": "text/csv", "ndjson": "application/x-ndjson"}
 # Rows asked of the store at once: bounds the memory of a stream.
 PAGE_POINTS = 5_000
 # Raw windows start at an hour and adapt to the data rate; never narrower than this.
