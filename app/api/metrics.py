@@ -9,8 +9,11 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from spectree import Response as Documented
 
 from app.api.common import require_viewer, services
+from app.api.openapi import document
+from app.models import ErrorEnvelope
 
 bp = Blueprint("metrics", __name__)
 
@@ -64,6 +67,8 @@ class ServicesCollector:
 
 
 @bp.get("/metrics")
+@document(resp=Documented(HTTP_200=None, HTTP_401=ErrorEnvelope, HTTP_403=ErrorEnvelope),
+          tags=["operations"], security=[{"viewer": []}, {}])
 @require_viewer
 def metrics():
     return Response(generate_latest(services().prometheus), mimetype="text/plain; version=0.0.4")
