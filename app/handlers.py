@@ -17,6 +17,7 @@ from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsRe
                                HealthChanged, PlanChanged, ReadingsAccepted, ReadingsReplicated,
                                SourceRefreshed)
 
+from app import wire
 from app.services.controls import LOCAL_ACTIONS
 
 if TYPE_CHECKING:
@@ -81,31 +82,31 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
             live.publish(event.live)
 
     def broadcast_alert(event: AlertRaised | AlertUpdated | AlertCleared) -> None:
-        live.emit("alert", event.alert)
+        live.emit("alert", wire.alert(event.alert))
 
     def broadcast_alerts_reset(event: AlertsReset) -> None:
         live.emit("alerts_reset", {"by": event.by, "timestamp": event.timestamp})
 
     def broadcast_plan(event: PlanChanged) -> None:
-        live.emit("routing_update", event.view)
+        live.emit("routing_update", wire.routing(event.view))
 
     def broadcast_decision(event: DecisionMade) -> None:
-        live.emit("decision", event.decision)
+        live.emit("decision", wire.decision(event.decision))
 
     def broadcast_control(event: ControlApplied) -> None:
-        live.emit("control_update", event.control)
+        live.emit("control_update", wire.control(event.control))
 
     def broadcast_health(event: HealthChanged) -> None:
-        live.emit("health_update", event.health)
+        live.emit("health_update", wire.health(event.health))
 
     def broadcast_forecast(event: ForecastUpdated) -> None:
-        live.emit("prediction_update", event.view)
+        live.emit("prediction_update", wire.forecast(event.view))
 
     def broadcast_device(event: DeviceChanged) -> None:
-        live.emit("device_update", event.device)
+        live.emit("device_update", wire.device(event.device))
 
     def broadcast_command(event: CommandStateChanged) -> None:
-        live.emit("command_update", event.command)
+        live.emit("command_update", wire.command(event.command))
 
     # -- devices (MQTT or the in-memory command port) ------------------------------------
     def command_device(event: ControlApplied) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 from werkzeug.routing import BaseConverter
 
+from app import wire
 from app.api.common import json_body, parse_model, require_operator, require_viewer, services
 from app.api.openapi import document, responses
 from app.api.schemas import (AckMany, AckManyResult, AlertList, AlertOne, AlertParams, AlertSummary,
@@ -51,7 +52,7 @@ def listing():
         alerts = book.listing(include_cleared=state == "all")
     else:
         alerts = book.listing(include_cleared=state == "cleared_acknowledged", state=state)
-    return jsonify(alerts=alerts, summary=book.summary())
+    return jsonify(alerts=wire.alerts(alerts), summary=book.summary())
 
 
 @bp.get("/summary")
@@ -67,7 +68,7 @@ def summary():
 @require_viewer
 def one(alert_id: str):
     """One alarm with its audit trail (`events`)."""
-    return jsonify(alert=services().alerts.get(alert_id))
+    return jsonify(alert=wire.alert(services().alerts.get(alert_id)))
 
 
 @bp.post("/ack")
@@ -77,7 +78,7 @@ def ack_many():
     """Acknowledge several alarms at once ("acknowledge all visible")."""
     body = parse_model(AckMany, json_body())
     done = services().alerts.acknowledge_many(body.ids, g.principal)
-    return jsonify(ok=True, acknowledged=[a["id"] for a in done], alerts=done)
+    return jsonify(ok=True, acknowledged=[a["id"] for a in done], alerts=wire.alerts(done))
 
 
 @bp.post("/<alert_id:alert_id>/ack")
@@ -85,7 +86,7 @@ def ack_many():
 @require_operator
 def ack(alert_id: str):
     """Acknowledge an alarm; a cleared one is then archived."""
-    return jsonify(ok=True, alert=services().alerts.acknowledge(alert_id, g.principal))
+    return jsonify(ok=True, alert=wire.alert(services().alerts.acknowledge(alert_id, g.principal)))
 
 
 @bp.post("/<alert_id:alert_id>/shelve")
@@ -94,7 +95,8 @@ def ack(alert_id: str):
 def shelve(alert_id: str):
     """Hide a nuisance alarm for `duration_s` seconds; it returns by itself."""
     body = parse_model(ShelveRequest, json_body())
-    return jsonify(ok=True, alert=services().alerts.shelve(alert_id, g.principal, body.duration_s, body.reason))
+    return jsonify(ok=True, alert=wire.alert(services().alerts.shelve(alert_id, g.principal, body.duration_s,
+                                                                        body.reason)))
 
 
 @bp.post("/<alert_id:alert_id>/unshelve")
@@ -102,4 +104,4 @@ def shelve(alert_id: str):
 @require_operator
 def unshelve(alert_id: str):
     """Return a shelved alarm to view now."""
-    return jsonify(ok=True, alert=services().alerts.unshelve(alert_id, g.principal))
+    return jsonify(ok=True, alert=wire.alert(services().alerts.unshelve(alert_id, g.principal)))

@@ -5,6 +5,7 @@ import logging
 
 from flask import Blueprint, g, jsonify, request
 
+from app import wire
 from app.api.common import json_body, parse_model, query_limit, require_admin, require_operator, services
 from app.api.openapi import document, responses
 from app.api.schemas import (ControlList, ControlResponse, DecisionStateResponse, LimitParams, LogList,
@@ -26,7 +27,7 @@ def control():
     """Apply an operator control."""
     command = parse_model(ControlRequest, json_body())
     applied = services().controls.apply(command, g.principal, request.remote_addr)
-    return jsonify(ok=True, control=applied)
+    return jsonify(ok=True, control=wire.control(applied))
 
 
 @bp.post("/api/decisions/<decision_id>/apply")
@@ -37,7 +38,7 @@ def apply_decision(decision_id: str):
     """Apply a recommended decision: its commands go to the devices as in auto mode."""
     decision = services().engine.book.apply(decision_id, g.principal)
     logger.info("operator %s applied decision %s", g.principal, decision_id)
-    return jsonify(ok=True, decision=decision)
+    return jsonify(ok=True, decision=wire.decision(decision))
 
 
 @bp.post("/api/decisions/<decision_id>/dismiss")
@@ -48,7 +49,7 @@ def dismiss_decision(decision_id: str):
     """Dismiss a recommended decision: nothing is sent."""
     decision = services().engine.book.dismiss(decision_id, g.principal)
     logger.info("operator %s dismissed decision %s", g.principal, decision_id)
-    return jsonify(ok=True, decision=decision)
+    return jsonify(ok=True, decision=wire.decision(decision))
 
 
 @bp.post("/api/admin/reset")
@@ -60,7 +61,7 @@ def admin_reset():
     reason = body.get("reason") if isinstance(body, dict) else None
     command = parse_model(ControlRequest, {"action": "reset_demo", "reason": reason or "POST /api/admin/reset"})
     applied = services().controls.apply(command, g.principal, request.remote_addr)
-    return jsonify(ok=True, control=applied)
+    return jsonify(ok=True, control=wire.control(applied))
 
 
 @bp.get("/api/controls")
@@ -68,7 +69,7 @@ def admin_reset():
 @require_operator
 def controls():
     """The audit trail of controls."""
-    return jsonify(controls=services().controls.recent(query_limit(50, 500)))
+    return jsonify(controls=wire.controls(services().controls.recent(query_limit(50, 500))))
 
 
 @bp.get("/api/logs")
@@ -79,4 +80,4 @@ def logs():
     level = request.args.get("level", "INFO").upper()
     if level not in LEVELS:
         raise InvalidInput("bad level", [{"field": "level", "message": f"one of {', '.join(LEVELS)}"}])
-    return jsonify(logs=services().logs.recent(query_limit(100, 2000), level))
+    return jsonify(logs=[wire.log_record(r) for r in services().logs.recent(query_limit(100, 2000), level)])

@@ -15,6 +15,7 @@ import json
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
+from app import wire
 from app.api.common import Unauthorized, services
 from app.api.device_schemas import CommandAnswer, CommandView, PendingCommands, TelemetryAccepted
 from app.models import ErrorEnvelope
@@ -80,4 +81,4 @@ def answer(token: str, command_id: str):
     """The device's answer to a command: delivered, then successful or failed."""
     device = _device(token)
     body = _body(services().settings.telemetry_max_bytes)
-    return jsonify(services().device_commands.answer(device, command_id, body))
+    return jsonify(wire.command(services().device_commands.answer(device, command_id, body)))

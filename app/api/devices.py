@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from app import wire
 from app.api.common import json_body, parse_model, query_limit, require_admin, require_viewer, services
 from app.api.device_schemas import (AuditList, CommandList, DeviceCreated, DeviceDeleted, DeviceList,
                                     DevicePatch, DeviceRegistration, DeviceUpdated, DeviceView)
@@ -26,7 +27,7 @@ def register():
     """Register a device; the answer carries its token, shown this once."""
     spec = parse_model(DeviceRegistration, json_body()).model_dump(exclude_none=True)
     view, token, mqtt_state = _registry().register(spec)
-    return jsonify(id=view["id"], token=token, device=view, mqtt=mqtt_state), 201
+    return jsonify(id=view["id"], token=token, device=wire.device(view), mqtt=mqtt_state), 201
 
 
 @bp.get("/api/devices")
@@ -34,7 +35,7 @@ def register():
 @require_viewer
 def listing():
     """Every registered device: status, last seen, keys last received, unmapped keys, attributes."""
-    devices = _registry().listing()
+    devices = [wire.device(d) for d in _registry().listing()]
     return jsonify(devices=devices, count=len(devices))
 
 
@@ -43,7 +44,7 @@ def listing():
 @require_admin
 def audit():
     """Refused writes (a credential writing sensors that are not its own), newest first."""
-    return jsonify(audit=_registry().audit(query_limit(100, 1000)))
+    return jsonify(audit=[wire.audit_entry(e) for e in _registry().audit(query_limit(100, 1000))])
 
 
 @bp.get("/api/devices/<device_id>")
@@ -52,7 +53,7 @@ def audit():
 def one(device_id: str):
     """One device."""
     registry = _registry()
-    return jsonify(registry.view(registry.get(device_id)))
+    return jsonify(wire.device(registry.view(registry.get(device_id))))
 
 
 @bp.patch("/api/devices/<device_id>")
@@ -62,7 +63,7 @@ def edit(device_id: str):
     """Change a device's name, kind, node, telemetry map, actuators or command timeout."""
     patch = parse_model(DevicePatch, json_body()).model_dump(exclude_unset=True)
     view, mqtt_state = _registry().update(device_id, patch)
-    return jsonify(device=view, mqtt=mqtt_state)
+    return jsonify(device=wire.device(view), mqtt=mqtt_state)
 
 
 @bp.post("/api/devices/<device_id>/token")
@@ -71,7 +72,7 @@ def edit(device_id: str):
 def rotate(device_id: str):
     """A new token for the device; the old one stops working at once."""
     view, token, mqtt_state = _registry().rotate(device_id)
-    return jsonify(id=view["id"], token=token, device=view, mqtt=mqtt_state)
+    return jsonify(id=view["id"], token=token, device=wire.device(view), mqtt=mqtt_state)
 
 
 @bp.delete("/api/devices/<device_id>")
@@ -93,4 +94,4 @@ def commands():
         raise InvalidInput("bad state", [{"field": "state", "message": f"one of {', '.join(STATES)}"}])
     found = services().device_commands.listing(request.args.get("device_id") or None, state,
                                                query_limit(100, 1000))
-    return jsonify(commands=found)
+    return jsonify(commands=wire.commands(found))

@@ -7,6 +7,7 @@ import re
 from flask import Blueprint, Response as Response_, jsonify, request, stream_with_context
 from spectree import Response
 
+from app import wire
 from app.api.common import query_limit, require_viewer, services
 from app.api.openapi import document, responses
 from app.api.schemas import (PlanResponse, DecisionList, ExportParams, Forecast, Health, HistoryParams,
@@ -30,7 +31,7 @@ VIEWER = [{"viewer": []}, {}]
 @require_viewer
 def sensors():
     """Latest reading of every sensor."""
-    readings = services().views.live_readings()
+    readings = wire.readings(services().views.live_readings())
     return jsonify(sensors=readings, count=len(readings))
 
 
@@ -43,7 +44,7 @@ def sensor(sensor_id: str):
     record = store.latest(sensor_id)
     if record is None:
         raise NotFound(f"sensor '{sensor_id}' has not reported")
-    return jsonify({**record, "recent": store.recent(sensor_id)})
+    return jsonify(wire.sensor_detail(record, store.recent(sensor_id)))
 
 
 @bp.get("/api/latest/<sensor_id>")
@@ -57,8 +58,7 @@ def latest(sensor_id: str):
         # The legacy shape, with the error envelope beside it like every other 404.
         return jsonify(sensorId=sensor_id, found=False, error={
             "code": "not_found", "message": f"sensor '{sensor_id}' has not reported", "details": []}), 404
-    return jsonify(sensorId=sensor_id, zone=record["zone"], value=record["value"],
-                   latencyMs=record["latency_ms"], timestamp=record["timestamp"], found=True)
+    return jsonify(wire.latest_legacy(sensor_id, record))
 
 
 @bp.get("/api/history/<sensor_id>")
@@ -119,7 +119,7 @@ def network():
 @document(resp=Response(HTTP_200=Health), tags=["operations"])
 def health():
     """Health for probes: service state and network score."""
-    return jsonify(services().views.health())
+    return jsonify(wire.health(services().views.health()))
 
 
 @bp.get("/api/status")
@@ -127,7 +127,7 @@ def health():
 @require_viewer
 def status():
     """Server metrics: rates, totals, history, MQTT, solve time."""
-    return jsonify(services().views.status())
+    return jsonify(wire.status(services().views.status()))
 
 
 @bp.get("/api/routing")
@@ -135,7 +135,7 @@ def status():
 @require_viewer
 def routing():
     """The current routing plan."""
-    return jsonify(services().views.routing_view())
+    return jsonify(wire.routing(services().views.routing_view()))
 
 
 @bp.get("/api/plan")
@@ -143,7 +143,7 @@ def routing():
 @require_viewer
 def plan():
     """The receding-horizon plan: every step; /api/routing is its first."""
-    return jsonify(services().engine.plan_view())
+    return jsonify(wire.plan(services().engine.plan_view()))
 
 
 @bp.get("/api/decisions")
@@ -151,7 +151,7 @@ def plan():
 @require_viewer
 def decisions():
     """Recent decisions, newest first."""
-    return jsonify(decisions=services().store.decisions(query_limit(10, 500)))
+    return jsonify(decisions=wire.decisions(services().store.decisions(query_limit(10, 500))))
 
 
 @bp.get("/api/wqi")
@@ -168,4 +168,4 @@ def wqi():
 def forecast():
     """Demand forecast per zone for the next hour."""
     bhs = services()
-    return jsonify(bhs.forecaster.view(bhs.clock()))
+    return jsonify(wire.forecast(bhs.forecaster.view(bhs.clock())))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from app import wire
 from app.api.common import json_body, parse_model, require_operator, require_viewer, services
 from app.api.openapi import document, responses
 from app.api.schemas import SimulationBaselineSet, SimulationEventCreated, SimulationState
@@ -27,7 +28,7 @@ def _simulator():
 @require_viewer
 def state():
     """The simulator's state and active events."""
-    return jsonify(_simulator().state())
+    return jsonify(wire.simulation(_simulator().state()))
 
 
 @bp.post("/start")
@@ -37,7 +38,7 @@ def state():
 def start():
     """Start the simulator."""
     started = _simulator().resume()
-    return jsonify(ok=True, started=started, **_simulator().state())
+    return jsonify(ok=True, started=started, **wire.simulation(_simulator().state()))
 
 
 @bp.post("/stop")
@@ -47,7 +48,7 @@ def start():
 def stop():
     """Stop the simulator."""
     _simulator().stop()
-    return jsonify(ok=True, **_simulator().state())
+    return jsonify(ok=True, **wire.simulation(_simulator().state()))
 
 
 @bp.post("/trigger")
@@ -59,7 +60,7 @@ def trigger():
     request = parse_model(SimulationEvent, json_body())
     event = _simulator().simulation.trigger(request.event, request.target, request.magnitude,
                                             request.duration_s)
-    return jsonify(ok=True, event=event.to_dict()), 201
+    return jsonify(ok=True, event=wire.simulation_event(event.to_dict())), 201
 
 
 @bp.post("/baseline")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
+from app import wire
 from app.api.common import require_operator, require_viewer, services
 from app.api.openapi import document, responses
 from app.api.read import VIEWER
@@ -19,7 +20,7 @@ bp = Blueprint("sources", __name__)
 def listing():
     """Every external source with its state, last success and error, and counts."""
     scheduler = services().sources
-    items = scheduler.listing() if scheduler else []
+    items = [wire.source(s) for s in scheduler.listing()] if scheduler else []
     return jsonify(sources=items, count=len(items), enabled=scheduler is not None)
 
 
@@ -33,4 +34,4 @@ def refresh(source_id: str):
         raise NotFound(f"no source '{source_id}'")
     status = bhs.sources.run(source_id)
     bhs.bus.publish(events.SourceRefreshed(source_id, g.principal, request.remote_addr, status))
-    return jsonify(ok=True, source=status)
+    return jsonify(ok=True, source=wire.source(status))

@@ -23,6 +23,8 @@ import time
 from collections import deque
 from typing import Callable
 
+from app import wire
+
 logger = logging.getLogger(__name__)
 
 ALL_ROOM = "all"
@@ -150,6 +152,7 @@ class Broadcaster:
     def _flush(self, event: str, records: list[dict]) -> None:
         if not records:
             return
+        records = wire.readings(records)   # the store's internals (epoch `ts`) stay here
         emit = self.socketio.emit
         emit(event, {"readings": records}, namespace=self.namespace, to=ALL_ROOM)
         self.on_frame(len(records))

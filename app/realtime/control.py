@@ -5,6 +5,7 @@ from flask import request
 from flask_socketio import Namespace
 from pydantic import ValidationError
 
+from app import wire
 from app.errors import DomainError
 from app.models import ControlRequest
 from app.realtime.live import token_from
@@ -34,7 +35,7 @@ class ControlNamespace(Namespace):
         try:
             command = ControlRequest.model_validate(data)
             applied = self.controls.apply(command, self._who[request.sid], request.remote_addr)
-            return {"ok": True, "control": applied}
+            return {"ok": True, "control": wire.control(applied)}
         except ValidationError as error:
             return {"error": {"code": "validation_error", "message": "invalid control",
                               "details": validation_details(error, batch=False)}}

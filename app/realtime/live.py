@@ -7,6 +7,7 @@ from typing import Callable
 from flask import request
 from flask_socketio import Namespace, emit, join_room, leave_room
 
+from app import wire
 from app.realtime.broadcaster import ALL_ROOM, Broadcaster, node_room
 from app.security import TokenSet
 from app.services.store import DataStore
@@ -49,7 +50,7 @@ class LiveNamespace(Namespace):
             raise ConnectionRefusedError("unauthorized: a viewer token is required")
         self.store.client_connected()
         join_room(ALL_ROOM)
-        emit("snapshot", self.snapshot())
+        emit("snapshot", wire.snapshot(self.snapshot()))
 
     def on_disconnect(self, reason=None):
         self.store.client_disconnected()

@@ -44,7 +44,7 @@ export function applyReadings(readings) {
     state.sensors.set(r.sensor_id, r);
     let trend = state.trends.get(r.sensor_id);
     if (!trend) { trend = [[], []]; state.trends.set(r.sensor_id, trend); }
-    const t = r.ts ?? Date.parse(r.timestamp) / 1000;
+    const t = Date.parse(r.timestamp) / 1000;
     if (trend[0].length && t <= trend[0][trend[0].length - 1]) continue;
     trend[0].push(t); trend[1].push(r.value);
     if (trend[0].length > HISTORY_POINTS) { trend[0].shift(); trend[1].shift(); }

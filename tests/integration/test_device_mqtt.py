@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime
 
 import paho.mqtt.client as mqtt
 import requests
@@ -97,7 +98,8 @@ def test_telemetry_shapes_over_mqtt_and_only_own_topics(start_server, dynsec_bro
         device.telemetry(ESP32_BODY)
         reading = wait_for(lambda: sensor(server, "esp-mq-flow"), bool)
         assert (reading["value"], reading["unit"]) == (3.07, "L/min")
-        device_ms = int(reading["ts"] * 1000) - 30_000            # the device's own clock
+        received_s = datetime.fromisoformat(reading["timestamp"].replace("Z", "+00:00")).timestamp()
+        device_ms = int(received_s * 1000) - 30_000               # the device's own clock
         device.telemetry({"ts": device_ms, "values": {"p_kpa": "250"}})
         wait_for(lambda: sensor(server, "esp-mq-pressure"),
                  lambda r: r and r["recent"] == [{"t": stamp(device_ms / 1000), "v": 2.5}])

@@ -1,0 +1,240 @@
+"""The wire shape of every resource: one serializer per resource, the only way out.
+
+The API convention (README "API conventions"):
+- keys are snake_case;
+- times are ISO 8601 UTC strings ending in `Z`; durations are numbers whose
+  key names the unit (`_s`, `_ms`, `_h`); numeric epoch milliseconds appear only
+  where a device sends them (telemetry's `ts`, which is input, never an answer).
+
+The services keep what they need inside their records (a reading's epoch `ts`,
+an alarm's `_shelved_until_ts`, a command's deadlines); route handlers and the
+Socket.IO publishers hand out only what these functions return, so nothing
+internal reaches a client. The two answers outside the convention are listed
+once, in LEGACY_CAMEL_CASE; the convention test (tests/inprocess/test_wire.py)
+reads them from here.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable, TypedDict
+
+# The only exceptions to snake_case: the original prototype's answers, whose clients
+# read these camelCase fields (../shared/CONTRACT.md). Route (method, rule) -> the fields.
+LEGACY_CAMEL_CASE: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/api/ingest"): frozenset({"sensorId"}),
+    ("GET", "/api/latest/<sensor_id>"): frozenset({"sensorId", "latencyMs"}),
+}
+
+# Fields whose value is a map keyed by data (ids, metrics, device keys, reasons),
+# not by field names: its keys are whatever the data is called, not snake_case names.
+DATA_KEYED_FIELDS = frozenset({
+    "parameters",        # /api/wqi: metric -> value
+    "zone_factors",      # /api/simulation: zone id -> factor
+    "telemetry",         # a device: its telemetry key -> sensor id
+    "actuators",         # a device: actuator name -> link id
+    "unmapped",          # a device: its telemetry key -> last value
+    "attributes",        # a device: attribute names it sends
+    "devices",           # MQTT status: device id -> presence
+    "dropped_reasons",   # a source: reason text -> count
+    "rejected",          # history status: InfluxDB's reason -> count
+    "by_source",         # reading counts per provenance (api:weather, ...)
+    "states", "active_by_severity",   # alarm summary: ISA-18.2 state / severity -> count
+    "schema",            # history status: measurement -> setup state
+})
+
+
+def iso_time(value: Any) -> str | None:
+    """A time as ISO 8601 UTC with `Z`: epoch seconds, a datetime or an ISO string in any offset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a time")
+    if isinstance(value, (int, float)):
+        moment = datetime.fromtimestamp(value, timezone.utc)
+    elif isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    else:
+        text = str(value)
+        if text.endswith("Z"):
+            return text
+        moment = datetime.fromisoformat(text)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _times(record: dict, keys: Iterable[str]) -> dict:
+    for key in keys:
+        if key in record:
+            record[key] = iso_time(record[key])
+    return record
+
+
+# -- readings ----------------------------------------------------------------------
+
+class WireReading(TypedDict, total=False):
+    """A reading as clients see it (the contract's reading plus what the server adds)."""
+    sensor_id: str
+    value: float
+    metric: str
+    unit: str | None
+    node_id: str | None
+    zone: str | None
+    timestamp: str
+    latency_ms: float | None
+    source: str               # provenance: sensor, or an external source's name
+    quality: str              # good, suspect or bad (app/services/data_quality.py)
+    quality_reason: str
+    received_at: str          # listings: when the server last heard from it
+    stale: bool
+
+
+READING_FIELDS = tuple(WireReading.__annotations__)
+
+
+def reading(record: dict) -> WireReading:
+    """A live reading without the store's internals (its epoch `ts`)."""
+    return {key: record[key] for key in READING_FIELDS if key in record}  # type: ignore[return-value]
+
+
+def readings(records: Iterable[dict]) -> list[WireReading]:
+    return [reading(r) for r in records]
+
+
+def sensor_detail(record: dict, recent: list[dict]) -> dict:
+    """GET /api/sensors/<id>: the latest reading and its recent points `{t, v}`."""
+    return {**reading(record), "recent": [{"t": iso_time(p["t"]), "v": p["v"]} for p in recent]}
+
+
+def latest_legacy(sensor_id: str, record: dict) -> dict:
+    """GET /api/latest/<id>: the prototype's camelCase shape (LEGACY_CAMEL_CASE)."""
+    return {"sensorId": sensor_id, "zone": record.get("zone"), "value": record["value"],
+            "latencyMs": record.get("latency_ms"), "timestamp": iso_time(record["timestamp"]),
+            "found": True}
+
+
+# -- alarms, decisions, controls, plans ------------------------------------------------
+
+ALERT_TIMES = ("raised_at", "acknowledged_at", "cleared_at", "shelved_until", "updated_at", "escalated_at")
+
+
+def alert(record: dict) -> dict:
+    """An alarm: internal keys (`_...`) dropped, its times and its audit events' in ISO."""
+    view = _times({k: v for k, v in record.items() if not k.startswith("_")}, ALERT_TIMES)
+    if "events" in view:
+        view["events"] = [_times(dict(e), ("at",)) for e in view["events"]]
+    return view
+
+
+def alerts(records: Iterable[dict]) -> list[dict]:
+    return [alert(a) for a in records]
+
+
+def decision(record: dict) -> dict:
+    return _times(dict(record), ("timestamp", "state_at"))
+
+
+def decisions(records: Iterable[dict]) -> list[dict]:
+    return [decision(d) for d in records]
+
+
+def control(record: dict) -> dict:
+    """A control as audited: the operator's source address stays in the audit store."""
+    view = _times({k: v for k, v in record.items() if k != "source_ip"}, ("timestamp",))
+    if isinstance(view.get("command"), dict):
+        view["command"] = command(view["command"])
+    return view
+
+
+def controls(records: Iterable[dict]) -> list[dict]:
+    return [control(c) for c in records]
+
+
+def routing(view: dict | None) -> dict | None:
+    """GET /api/routing and `routing_update`: the plan's first step."""
+    return None if view is None else _times(dict(view), ("generated_at",))
+
+
+def plan(view: dict) -> dict:
+    """GET /api/plan: every step of the horizon."""
+    out = _times(dict(view), ("created_at", "generated_at"))
+    out["steps"] = [_times(dict(step), ("start",)) for step in view.get("steps", [])]
+    return out
+
+
+def forecast(view: dict | None) -> dict | None:
+    """GET /api/forecast and `prediction_update`: slot starts and the forecast's time in ISO."""
+    if view is None:
+        return None
+    out = _times(dict(view), ("generated_at",))
+    out["zones"] = [{**zone, "steps": [_times(dict(step), ("t",)) for step in zone.get("steps", [])]}
+                    for zone in view.get("zones", [])]
+    return out
+
+
+# -- devices, commands, sources ----------------------------------------------------------
+
+def command(record: dict) -> dict:
+    """A device command: deadlines kept as epoch seconds (`..._ts`) stay inside."""
+    view = _times({k: v for k, v in record.items() if not k.endswith("_ts") and k != "http_fetched"},
+                  ("created_at", "expires_at", "updated_at", "last_sent_at"))
+    if "history" in view:
+        view["history"] = [_times(dict(h), ("at",)) for h in view["history"]]
+    return view
+
+
+def commands(records: Iterable[dict]) -> list[dict]:
+    return [command(c) for c in records]
+
+
+def device(view: dict) -> dict:
+    out = _times(dict(view), ("last_seen", "created_at", "token_rotated_at"))
+    if isinstance(out.get("unmapped"), dict):
+        out["unmapped"] = {key: _times(dict(entry), ("ts",)) for key, entry in out["unmapped"].items()}
+    return out
+
+
+def audit_entry(entry: dict) -> dict:
+    return _times({k: v for k, v in entry.items() if not k.endswith("_ts")}, ("at",))
+
+
+def source(status: dict) -> dict:
+    out = _times(dict(status), ("last_attempt", "last_success", "next_fetch", "paused_until"))
+    if isinstance(out.get("last_error"), dict):
+        out["last_error"] = _times(dict(out["last_error"]), ("at",))
+    return out
+
+
+# -- operations --------------------------------------------------------------------------
+
+def log_record(entry: dict) -> dict:
+    return _times(dict(entry), ("time",))
+
+
+def simulation_event(event: dict) -> dict:
+    return _times(dict(event), ("start", "end"))
+
+
+def simulation(state: dict) -> dict:
+    out = dict(state)
+    out["events"] = [simulation_event(e) for e in state.get("events", [])]
+    return out
+
+
+def health(view: dict) -> dict:
+    out = dict(view)
+    history = out.get("history")
+    if isinstance(history, dict) and isinstance(history.get("last_error"), dict):
+        out["history"] = {**history, "last_error": _times(dict(history["last_error"]), ("at",))}
+    return out
+
+
+def status(view: dict) -> dict:
+    return dict(view)
+
+
+def snapshot(view: dict) -> dict:
+    """`/live`'s snapshot on connect: every part through its own serializer."""
+    return {**view, "sensors": readings(view.get("sensors", [])), "routing": routing(view.get("routing")),
+            "decisions": decisions(view.get("decisions", [])), "alerts": alerts(view.get("alerts", [])),
+            "health": health(view["health"]) if view.get("health") else view.get("health"),
+            "forecast": forecast(view.get("forecast"))}
