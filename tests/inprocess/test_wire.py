@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import wire
 from tests.inprocess.conftest import OPERATOR, OPERATOR_HEADERS
@@ -183,6 +184,10 @@ def test_every_documented_get_answers_in_the_convention(fed):
             body = reply.json
         elif reply.mimetype == "application/x-ndjson":
             body = [json.loads(line) for line in reply.get_data(as_text=True).splitlines() if line]
+        elif path == "/metrics":     # Prometheus text: its metric and label names are the keys
+            body = [{sample.name: {label: value for label, value in sample.labels.items()}}
+                    for family in text_string_to_metric_families(reply.get_data(as_text=True))
+                    for sample in family.samples]
         else:
             unreachable.append(f"{path}: answered {reply.mimetype}, which this walker cannot read")
             continue
