@@ -262,3 +262,40 @@ def _more_of_everything(client, bhs, live) -> list[dict]:
         seen += live.get_received("/live")
         time.sleep(0.05)
     return seen + live.get_received("/live")
+
+
+def test_every_write_answers_in_the_convention(fed):
+    """The answers of writes go through the same serializers (only /api/ingest's is legacy)."""
+    client, bhs, params = fed["client"], fed["bhs"], fed["params"]
+    ops, admin = OPERATOR_HEADERS, ADMIN_HEADERS
+    decision = next(d for d in bhs.store.decisions(50) if d["state"] == "recommended")
+    alarm = bhs.alerts.raise_("Z_EAST.ph", "quality_ph", "warning", "pH 9.2", node_id="Z_EAST",
+                              sensor_id="Z_EAST.ph", metric="ph", value=9.2, threshold=9.0)
+    command = client.get("/api/commands").json["commands"][0]
+    token = params["token"]
+    writes = [
+        ("POST", "/api/sensors", None, [{"sensor_id": "ADHOC-4", "value": 1.0}]),
+        ("POST", "/api/control", ops, {"action": "isolate", "target": "SRC_CWSS_5"}),
+        ("POST", f"/api/decisions/{decision['id']}/apply", ops, None),
+        ("POST", f"/api/alerts/{alarm['id']}/ack", ops, None),
+        ("POST", "/api/alerts/ack", ops, {"ids": [params["alert_id"]]}),
+        ("POST", f"/api/alerts/{params['alert_id']}/unshelve", ops, None),
+        ("POST", f"/api/sources/weather/refresh", ops, None),
+        ("POST", "/api/simulation/baseline", ops, {"target": "all", "factor": 1.1}),
+        ("POST", "/api/simulation/stop", ops, None),
+        ("POST", f"/api/v1/{token}/telemetry", None, {"ts": int(time.time() * 1000), "values": {"q": 2.0}}),
+        ("POST", f"/api/v1/{token}/rpc/{command['id']}", None, {"status": "successful"}),
+        ("PATCH", "/api/devices/valve-box", admin, {"name": "Valve box 2"}),
+        ("POST", "/api/devices/valve-box/token", admin, None),
+        ("POST", "/api/admin/reset", admin, None),
+        ("DELETE", "/api/devices/valve-box", admin, None),
+    ]
+    breaches, failed = [], []
+    for method, url, headers, body in writes:
+        reply = client.open(url, method=method, headers=headers or {}, json=body)
+        if reply.status_code >= 300:
+            failed.append(f"{method} {url}: {reply.status_code} {reply.get_data(as_text=True)[:200]}")
+            continue
+        breaches += problems(reply.json, f"{method} {url}")
+    assert not failed, failed
+    assert not breaches, "\n".join(breaches)
