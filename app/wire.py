@@ -139,16 +139,18 @@ def decisions(records: Iterable[dict]) -> list[dict]:
     return [decision(d) for d in records]
 
 
-def control(record: dict) -> dict:
-    """A control as audited: the operator's source address stays in the audit store."""
-    view = _times({k: v for k, v in record.items() if k != "source_ip"}, ("timestamp",))
+def control(record: dict, audit: bool = False) -> dict:
+    """A control as answered and broadcast; the operator's source address only in the
+    audit trail (`audit=True`: GET /api/controls, operators only)."""
+    view = _times({k: v for k, v in record.items() if audit or k != "source_ip"}, ("timestamp",))
     if isinstance(view.get("command"), dict):
         view["command"] = command(view["command"])
     return view
 
 
-def controls(records: Iterable[dict]) -> list[dict]:
-    return [control(c) for c in records]
+def control_audit(records: Iterable[dict]) -> list[dict]:
+    """GET /api/controls: the audit trail, with each control's source address."""
+    return [control(c, audit=True) for c in records]
 
 
 def routing(view: dict | None) -> dict | None:

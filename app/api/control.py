@@ -69,7 +69,7 @@ def admin_reset():
 @require_operator
 def controls():
     """The audit trail of controls."""
-    return jsonify(controls=wire.controls(services().controls.recent(query_limit(50, 500))))
+    return jsonify(controls=wire.control_audit(services().controls.recent(query_limit(50, 500))))
 
 
 @bp.get("/api/logs")
