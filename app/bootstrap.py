@@ -53,6 +53,7 @@ from app.services.simulator import Simulator
 from app.services.store import DataStore
 from app.services.thresholds import ThresholdMonitor
 from app.services.views import LiveViews
+from app.services.what_if import WhatIf
 from app.services.wqi import WqiStations
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Services:
     telemetry: TelemetryService | None = None
     mqtt_devices: MqttDevices | None = None   # registered devices' MQTT topics, with a broker
     shared: SharedState | None = None         # cluster: operator state shared by the instances
+    what_if: WhatIf | None = None             # a control's consequence, previewed on the plan
     # Components that have start()/stop(), in start order.
     components: list = field(default_factory=list)
 
@@ -325,6 +327,16 @@ def build_engine(settings: Settings, network: Network, store: DataStore, control
     return engine
 
 
+def build_what_if(settings: Settings, network: Network, engine: DecisionEngine,
+                  controls: ControlService) -> WhatIf:
+    """Previews on the engine's horizon when that LP is small (WHAT_IF_MAX_COLUMNS), else one step."""
+    model = engine.model
+    horizon = model.horizon if model.nvars <= settings.what_if_max_columns else 1
+    return WhatIf(network, engine, controls, engine.narrator,
+                  make_model=lambda: RoutingModel(network, horizon=horizon, step_h=model.step_h),
+                  offload=_offload(settings.async_mode))
+
+
 def build_credentials(settings: Settings) -> Credentials:
     operators = Settings.split(settings.operator_tokens)
     if not operators:
@@ -449,7 +461,8 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
         sensor_index=sensor_index, wqi_stations=wqi_stations,
         monitor=monitor, views=views, logs=logs, mqtt=mqtt_link, simulator=simulator,
         sources=sources, cluster=cluster, devices=registry, device_commands=device_commands,
-        telemetry=telemetry, mqtt_devices=mqtt_devices, shared=shared)
+        telemetry=telemetry, mqtt_devices=mqtt_devices, shared=shared,
+        what_if=build_what_if(settings, network, engine, controls))
     # In a cluster, sources and simulator start and stop with the lease (inside leader_work).
     services.components = [c for c in (registry, device_commands, history, broadcaster, cluster,
                                        *leader_work, mqtt_link,

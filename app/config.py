@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     # Largest LP (variables) planned at once; a bigger network gets a shorter horizon
     # so a re-plan stays well under a second (24 h of the bundled network: ~1,900).
     plan_max_columns: int = 60_000
+    # Largest LP (variables) a control's preview solves over the plan's whole horizon; past
+    # it the preview solves one step, so it stays milliseconds (24 h of the bundled network: ~2,000).
+    what_if_max_columns: int = Field(5_000, ge=1)
     # Time-of-day electricity tariff (JSON, see app/services/tariff.py); unset: the
     # BESCOM-like table (Rs 7/kWh, -1 22:00-06:00, +1 06:00-10:00 and 18:00-22:00).
     tariff: str | None = None

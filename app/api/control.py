@@ -8,8 +8,8 @@ from flask import Blueprint, g, jsonify, request
 from app import wire
 from app.api.common import json_body, parse_model, query_limit, require_admin, require_operator, services
 from app.api.openapi import document, responses
-from app.api.schemas import (ControlList, ControlResponse, DecisionStateResponse, LimitParams, LogList,
-                             LogParams)
+from app.api.schemas import (ControlList, ControlPreviewResponse, ControlResponse, DecisionStateResponse,
+                             LimitParams, LogList, LogParams)
 from app.errors import InvalidInput
 from app.logs import LEVELS
 from app.models import ControlRequest, ErrorEnvelope
@@ -28,6 +28,21 @@ def control():
     command = parse_model(ControlRequest, json_body())
     applied = services().controls.apply(command, g.principal, request.remote_addr)
     return jsonify(ok=True, control=wire.control(applied))
+
+
+@bp.post("/api/control/preview")
+@document(json=ControlRequest, resp=responses(HTTP_200=ControlPreviewResponse), tags=["control"],
+          security={"operator": []})
+@require_operator
+def control_preview():
+    """What a control would do, taken from the plan: the plan in force re-solved with the change.
+
+    The body and its checks are those of POST /api/control (the same 401, 404 and 422);
+    nothing is applied, audited, planned or sent. The dashboard's confirmation shows the
+    answer's `sentence` and `details`.
+    """
+    command = parse_model(ControlRequest, json_body())
+    return jsonify(ok=True, preview=services().what_if.preview(command))
 
 
 @bp.post("/api/decisions/<decision_id>/apply")

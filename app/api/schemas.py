@@ -234,6 +234,70 @@ class ControlResponse(Open):
     control: dict[str, Any]
 
 
+class PreviewSource(Open):
+    node_id: str
+    name: str
+    capacity: float
+    planned: float = Field(description="output in the plan in force, MLD")
+    would_be: float = Field(description="output with the control, MLD")
+    change: float
+
+
+class PreviewZone(Open):
+    node_id: str
+    name: str
+    demand: float
+    planned_supplied: float
+    would_supply: float
+    planned_shortfall: float
+    would_shortfall: float
+    shortfall_change: float = Field(description="now, the first step (MLD)")
+    peak_shortfall_change: float = Field(description="the largest change at any step of the horizon (MLD)")
+    horizon_shortfall_change_ml: float = Field(description="over the horizon (ML)")
+
+
+class PreviewLink(Open):
+    link_id: str
+    name: str
+    kind: str
+    capacity: float
+    planned: float
+    would_be: float
+    change: float
+
+
+class ControlPreview(Open):
+    action: str
+    target: str | None
+    value: Any = Field(description="the value as POST /api/control would record it")
+    status: Literal["optimal", "infeasible", "degraded", "unchanged", "no_effect", "no_plan"] = Field(
+        description="the plan with the control (optimal, infeasible, degraded); unchanged: it changes no "
+                    "bound of the plan; no_effect: not a network control; no_plan: none to compare with")
+    feasible: bool | None
+    sentence: str = Field(description="the consequence in one line, e.g. 'Isolating Cauvery WSS Stage IV "
+                                      "cuts 770 MLD; zones RR Nagar and Yelahanka / Dasarahalli short by 180 MLD.'")
+    basis: str = Field(description="which plan it was taken from, and how")
+    plan_at: str | None = Field(default=None, description="when the plan in force was made (its inputs' time)")
+    details: list[str]
+    sources: list[PreviewSource] = Field(default=[], description="sources whose output changes")
+    zones: list[PreviewZone] = Field(default=[], description="zones whose shortfall changes")
+    links: list[PreviewLink] = Field(default=[], description="links whose flow changes materially, "
+                                                             "largest first, and the target")
+    actions: list[dict[str, Any]] = Field(default=[], description="what the next plan would decide, as in "
+                                                                  "a decision's actions (no commands sent)")
+    totals: dict[str, float] = Field(default={}, description="sources, storage draw, supplied and shortfall, "
+                                                             "planned and would_be, MLD")
+    commands: list[dict[str, Any]] = Field(default=[], description="set_mode auto: the valves and pumps "
+                                                                   "the engine would command away from "
+                                                                   "operators' settings")
+    solve_ms: float | None = None
+
+
+class ControlPreviewResponse(Open):
+    ok: bool
+    preview: ControlPreview
+
+
 class ControlList(Open):
     controls: list[dict[str, Any]]
 

@@ -29,6 +29,11 @@ LOCAL_ACTIONS = ("ack_alert", "reset_demo")
 AUDIT_KEPT = 500
 
 
+def pump_speed(value) -> float:
+    """A set_pump value as recorded ('on', 'off' or a percent) as a speed, percent."""
+    return {"on": 100.0, "off": 0.0}[value] if isinstance(value, str) else float(value)
+
+
 def _bad(field: str, message: str) -> InvalidInput:
     return InvalidInput("invalid control", [{"field": field, "message": message}])
 
@@ -125,8 +130,7 @@ class ControlService:
             elif action == "set_valve":
                 self.valve_open[target] = float(value)
             elif action == "set_pump":
-                self.pump_speed[target] = {"on": 100.0, "off": 0.0}.get(value) \
-                    if isinstance(value, str) else float(value)
+                self.pump_speed[target] = pump_speed(value)
         with self._lock:
             self.audit.append(dict(control))
             del self.audit[:-AUDIT_KEPT]
@@ -136,27 +140,27 @@ class ControlService:
         with self._lock:
             return list(reversed(self.audit))[:limit]
 
-    def _validate_and_apply(self, request: ControlRequest, operator: str):
+    def validate(self, request: ControlRequest):
+        """The control's value as apply() would record it, or the error apply() would raise;
+        changes nothing (the what-if preview checks a control this way)."""
         action, target, value = request.action, request.target, request.value
         net = self.network
         if action == "set_mode":
             mode = str(value or target or "").lower()
             if mode not in MODES:
                 raise _bad("value", f"set_mode takes 'auto' or 'manual', not {value!r}")
-            self.mode = mode
             return mode
         if action == "reset_demo":
             if self.reset_demo is None:
                 raise _bad("action", "reset_demo is not available on this server")
-            return self.reset_demo(operator)
+            return None
         if not target:
             raise _bad("target", f"{action} needs a target ({CONTROL_VALUES[action]})")
         if action == "ack_alert":
-            return self.alerts.acknowledge(target, operator)["id"]
+            return self.alerts.get(target)["id"]
         if action in ("isolate", "restore"):
             if target not in net.nodes and target not in net.links:
                 raise NotFound(f"no node or link '{target}'")
-            (self.isolated.add if action == "isolate" else self.isolated.discard)(target)
             return action == "isolate"
         link = net.links.get(target)
         if link is None:
@@ -164,9 +168,7 @@ class ControlService:
         if action == "set_valve":
             if link.kind != "valve":
                 raise _bad("target", f"'{target}' is a {link.kind}, not a valve")
-            percent = self._percent(value, "set_valve takes the opening, a number 0-100 (%), e.g. 40")
-            self.valve_open[target] = percent
-            return percent
+            return self._percent(value, "set_valve takes the opening, a number 0-100 (%), e.g. 40")
         # set_pump
         if link.kind != "pump":
             raise _bad("target", f"'{target}' is a {link.kind}, not a pump")
@@ -175,8 +177,24 @@ class ControlService:
         else:
             speed = self._percent(value, "set_pump takes 'on', 'off' or a speed 0-100 (%), "
                                          f"e.g. 'off' or 80; not {value!r}")
-        self.pump_speed[target] = speed
         return "off" if speed == 0 else ("on" if speed == 100 else speed)
+
+    def _validate_and_apply(self, request: ControlRequest, operator: str):
+        value = self.validate(request)
+        action, target = request.action, request.target
+        if action == "set_mode":
+            self.mode = value
+        elif action == "reset_demo":
+            return self.reset_demo(operator)
+        elif action == "ack_alert":
+            return self.alerts.acknowledge(target, operator)["id"]
+        elif action in ("isolate", "restore"):
+            (self.isolated.add if action == "isolate" else self.isolated.discard)(target)
+        elif action == "set_valve":
+            self.valve_open[target] = value
+        else:
+            self.pump_speed[target] = pump_speed(value)
+        return value
 
     @staticmethod
     def _percent(value, expected: str) -> float:

@@ -2,9 +2,9 @@
 // set) is asked for once and kept in sessionStorage only (gone when the tab
 // closes); a refused control shows the server's error message. Isolating,
 // stopping a pump and switching to auto mode first ask for a confirmation
-// that names the consequence from the plan. Each control's delivery state is
-// listed: the server's answer, then the device's command states as
-// `command_update` events report them.
+// that names the consequence the server takes from the plan (consequence.js).
+// Each control's delivery state is listed: the server's answer, then the
+// device's command states as `command_update` events report them.
 import { state } from "./state.js";
 import { el, shortName } from "./format.js";
 import { consequenceOf } from "./consequence.js";
@@ -103,7 +103,9 @@ export function applyCommandUpdate(command) {
 }
 
 export async function control(action, target, value, label) {
-  const consequence = consequenceOf(action, target, value);
+  if (!token()) { show("Enter the operator token first.", false); $("token").focus(); return null; }
+  const consequence = await consequenceOf(action, target, value, token());
+  if (consequence?.refused) { show(consequence.refused, false); return null; }
   if (consequence && !(await confirmWith(consequence))) { show(`${label || action}: cancelled.`, false); return null; }
   const data = await call("/api/control", { action, target, value, reason: "from the dashboard" });
   if (data) { show(`${label || action} applied.`, true); track(data.control); }

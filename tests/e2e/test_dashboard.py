@@ -239,7 +239,15 @@ def test_isolating_a_source_asks_for_a_confirmation_naming_the_consequence(live_
     dialog = page.page.locator("#confirm")
     expect(dialog).to_be_visible()
     consequence = text(page, "#confirm-consequence")
-    assert re.match(r"Isolating CWSS IV cuts \d+ MLD", consequence), consequence
+    # The sentence is the server's, taken from the plan: the cut it names is the plan's output.
+    cut = re.match(r"Isolating Cauvery WSS Stage IV cuts (\d+) MLD", consequence)
+    assert cut, consequence
+    preview = requests.post(live_server.url + "/api/control/preview", headers=AUTH, timeout=10,
+                            json={"action": "isolate", "target": "SRC_CWSS_4"}).json()["preview"]
+    planned = next(s["planned"] for s in preview["sources"] if s["node_id"] == "SRC_CWSS_4")
+    assert abs(int(cut.group(1)) - planned) <= 0.5 + 0.05 * planned, (consequence, preview["sentence"])
+    shown = [li.inner_text() for li in page.page.locator("#confirm-details li").all()]
+    assert any(line.startswith("Cauvery WSS Stage IV:") for line in shown), shown
     assert "plan" in text(page, "#confirm-basis")
     page.page.screenshot(path=str(artifacts / "confirm-isolate.png"))
     page.page.click("#confirm-cancel")
