@@ -153,6 +153,11 @@ def control_audit(records: Iterable[dict]) -> list[dict]:
     return [control(c, audit=True) for c in records]
 
 
+def control_preview(preview: dict) -> dict:
+    """POST /api/control/preview: a control's consequence from the plan (app/services/what_if.py)."""
+    return _times(dict(preview), ("plan_at",))
+
+
 def routing(view: dict | None) -> dict | None:
     """GET /api/routing and `routing_update`: the plan's first step."""
     return None if view is None else _times(dict(view), ("generated_at",))

@@ -42,7 +42,7 @@ def control_preview():
     answer's `sentence` and `details`.
     """
     command = parse_model(ControlRequest, json_body())
-    return jsonify(ok=True, preview=services().what_if.preview(command))
+    return jsonify(ok=True, preview=wire.control_preview(services().what_if.preview(command)))
 
 
 @bp.post("/api/decisions/<decision_id>/apply")
