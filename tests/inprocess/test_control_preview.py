@@ -101,3 +101,17 @@ def test_the_preview_is_in_the_openapi_document(client):
     operation = client.get("/openapi.json").json["paths"]["/api/control/preview"]["post"]
     assert operation["security"] == [{"operator": []}]
     assert {"200", "401", "404", "422"} <= set(operation["responses"])
+
+
+def test_past_what_if_max_columns_the_preview_solves_one_step(make_app):
+    """A network whose plan LP is too big to re-solve within a request is previewed on one step."""
+    app = make_app(what_if_max_columns=100)
+    bhs = app.extensions["bhs"]
+    bhs.engine.run_once(["test start"])
+    assert bhs.engine.model.horizon == 24
+    reply = app.test_client().post(PREVIEW, json={"action": "isolate", "target": "SRC_CWSS_4"},
+                                   headers=OPERATOR_HEADERS)
+    preview = reply.json["preview"]
+    assert reply.status_code == 200 and preview["status"] == "optimal"
+    assert "over 1 h" in preview["basis"] and preview["totals"]["horizon_h"] == 1.0
+    assert preview["sentence"].startswith("Isolating Cauvery WSS Stage IV cuts ")
