@@ -25,21 +25,17 @@ LEGACY_CAMEL_CASE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/latest/<sensor_id>"): frozenset({"sensorId", "latencyMs"}),
 }
 
-# Fields whose value is a map keyed by data (ids, metrics, device keys, reasons),
-# not by field names: its keys are whatever the data is called, not snake_case names.
+# Fields whose value is a map keyed by data (ids, device keys, reason texts), not by
+# field names: its keys are whatever the data is called, not snake_case names.
 DATA_KEYED_FIELDS = frozenset({
-    "parameters",        # /api/wqi: metric -> value
     "zone_factors",      # /api/simulation: zone id -> factor
-    "telemetry",         # a device: its telemetry key -> sensor id
-    "actuators",         # a device: actuator name -> link id
-    "unmapped",          # a device: its telemetry key -> last value
+    "telemetry",         # a device: its own telemetry key -> where it goes
+    "unmapped",          # a device: its own key -> last value
     "attributes",        # a device: attribute names it sends
     "devices",           # MQTT status: device id -> presence
     "dropped_reasons",   # a source: reason text -> count
     "rejected",          # history status: InfluxDB's reason -> count
     "by_source",         # reading counts per provenance (api:weather, ...)
-    "states", "active_by_severity",   # alarm summary: ISA-18.2 state / severity -> count
-    "schema",            # history status: measurement -> setup state
 })
 
 

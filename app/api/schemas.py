@@ -40,7 +40,9 @@ class LiveReading(Open):
     zone: str | None = None
     timestamp: str
     latency_ms: float | None = None
+    source: str | None = Field(None, description="sensor, or the external source it came from")
     quality: str | None = None
+    quality_reason: str | None = None
 
 
 class ListedReading(LiveReading):
@@ -215,7 +217,10 @@ class WqiList(Open):
 
 
 class Forecast(Open):
-    zones: list[dict[str, Any]]
+    generated_at: str | None = Field(description="ISO 8601 UTC")
+    step_s: float = Field(description="width of a forecast step (s)")
+    zones: list[dict[str, Any]] = Field(description="per zone: node_id, steps [{t: ISO 8601 UTC slot start, "
+                                                    "demand: MLD}], method, estimate, mape")
 
 
 class Health(Open):
@@ -307,17 +312,34 @@ class LogParams(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
+class LogRecord(Open):
+    time: str = Field(description="ISO 8601 UTC")
+    level: str
+    logger: str
+    message: str
+
+
 class LogList(Open):
-    logs: list[dict[str, Any]]
+    logs: list[LogRecord]
+
+
+class SimulatedEvent(Open):
+    id: int
+    event: str
+    target: str | None = None
+    magnitude: float
+    start: str = Field(description="ISO 8601 UTC")
+    end: str = Field(description="ISO 8601 UTC")
 
 
 class SimulationState(Open):
     running: bool
+    events: list[SimulatedEvent] = []
 
 
 class SimulationEventCreated(Open):
     ok: bool
-    event: dict[str, Any]
+    event: SimulatedEvent
 
 
 class SimulationBaselineSet(Open):

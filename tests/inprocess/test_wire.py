@@ -100,7 +100,7 @@ def test_the_checker_catches_camel_case_and_epoch_times(body):
 
 def test_the_checker_lets_the_convention_pass():
     good = {"sensor_id": "S1", "timestamp": "2026-12-01T10:00:00.5Z", "uptime_s": 3.5, "latency_ms": 12,
-            "parameters": {"SRC.pH": 7.1}, "p99": 4, "raised_at": None, "count": 12}
+            "zone_factors": {"Z_SOUTH": 1.2}, "p99": 4, "raised_at": None, "count": 12}
     assert problems(good, "$") == []
 
 
@@ -132,10 +132,10 @@ def fed(make_app, tmp_path):
                        headers=OPERATOR_HEADERS).status_code == 200
     registered = client.post("/api/devices", headers=ADMIN_HEADERS, json={
         "id": "valve-box", "name": "Valve box", "kind": "valve", "actuators": ["V_CJF_WEST"],
-        "telemetry": {"q": {"sensor_id": "valve-box-flow", "metric": "flow", "unit": "MLD"}}})
+        "telemetry": {"flowRate": {"sensor_id": "valve-box-flow", "metric": "flow", "unit": "MLD"}}})
     assert registered.status_code == 201, registered.json
     token = registered.json["token"]
-    assert client.post(f"/api/v1/{token}/telemetry", json={"q": 3.5, "extra_key": 1.5}).status_code == 200
+    assert client.post(f"/api/v1/{token}/telemetry", json={"flowRate": 3.5, "waterRaw": 2870, "pump": "ON"}).status_code == 200
     # A write refused (another device's sensor): the device audit has an entry.
     assert client.post(f"/api/v1/{token}/telemetry", json={"sensor_id": "ADHOC-1", "value": 1}).status_code == 403
     control = client.post("/api/control", headers=OPERATOR_HEADERS,
@@ -143,6 +143,8 @@ def fed(make_app, tmp_path):
     assert control.status_code == 200, control.json
     assert client.post("/api/simulation/trigger", headers=OPERATOR_HEADERS,
                        json={"event": "leak", "target": "Z_SOUTH"}).status_code == 201
+    assert client.post("/api/simulation/baseline", headers=OPERATOR_HEADERS,
+                       json={"target": "Z_SOUTH", "factor": 1.2}).status_code == 200
     bhs.sources.run("weather")
     return {"app": app, "client": client, "bhs": bhs, "live": live,
             "params": {"sensor_id": sensors[0].id, "alert_id": alarm["id"], "device_id": "valve-box",
@@ -283,7 +285,7 @@ def test_every_write_answers_in_the_convention(fed):
         ("POST", f"/api/sources/weather/refresh", ops, None),
         ("POST", "/api/simulation/baseline", ops, {"target": "all", "factor": 1.1}),
         ("POST", "/api/simulation/stop", ops, None),
-        ("POST", f"/api/v1/{token}/telemetry", None, {"ts": int(time.time() * 1000), "values": {"q": 2.0}}),
+        ("POST", f"/api/v1/{token}/telemetry", None, {"ts": int(time.time() * 1000), "values": {"flowRate": 2.0}}),
         ("POST", f"/api/v1/{token}/rpc/{command['id']}", None, {"status": "successful"}),
         ("PATCH", "/api/devices/valve-box", admin, {"name": "Valve box 2"}),
         ("POST", "/api/devices/valve-box/token", admin, None),
