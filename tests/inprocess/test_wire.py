@@ -277,6 +277,7 @@ def test_every_write_answers_in_the_convention(fed):
     token = params["token"]
     writes = [
         ("POST", "/api/sensors", None, [{"sensor_id": "ADHOC-4", "value": 1.0}]),
+        ("POST", "/api/control/preview", ops, {"action": "isolate", "target": "SRC_CWSS_4"}),
         ("POST", "/api/control", ops, {"action": "isolate", "target": "SRC_CWSS_5"}),
         ("POST", f"/api/decisions/{decision['id']}/apply", ops, None),
         ("POST", f"/api/alerts/{alarm['id']}/ack", ops, None),
