@@ -125,9 +125,9 @@ class AlertBook:
                 return None
             alarm["active"] = False
             alarm["cleared_at"] = iso(self.clock())
-            self._log(alarm, "cleared", SYSTEM)
             if alarm["acknowledged"]:
                 self._archive((subject, condition))
+            self._log(alarm, "cleared", SYSTEM)     # after the unshelving archiving implies
             snapshot = self._public(alarm)
         self._transition(snapshot)
         return snapshot
@@ -150,9 +150,9 @@ class AlertBook:
                 return self._public(alarm)          # idempotent: the first operator stays
             alarm.update(acknowledged=True, acknowledged_by=operator,
                          acknowledged_at=iso(self.clock()))
-            self._log(alarm, "acknowledged", operator)
             if not alarm["active"]:
                 self._archive(key)
+            self._log(alarm, "acknowledged", operator)
             snapshot = self._public(alarm)
         self._transition(snapshot)
         return snapshot

@@ -1,0 +1,231 @@
+"""The alert book's records as clients see them, and the event each transition publishes."""
+from __future__ import annotations
+
+import pytest
+
+from app.domain.events import AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated
+from app.errors import InvalidInput, NotFound
+from app.services.alerts import AlertBook, alarm_state, legacy_state
+from app.services.store import iso
+
+T0 = 1_700_000_000.0
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def book():
+    clock, published = Clock(), []
+    alerts = AlertBook(published.append, clock=clock)
+    alerts.clock_, alerts.published_ = clock, published
+    return alerts
+
+
+def kinds(book):
+    return [type(event).__name__ for event in book.published_]
+
+
+def raise_ph(book, severity="warning", message="pH 9.2 above the warning limit 9", **fields):
+    return book.raise_("Z.ph", "quality_ph", severity, message, **{"sensor_id": "Z.ph", "value": 9.2, **fields})
+
+
+def test_a_raised_alarm_as_clients_see_it(book):
+    alarm = raise_ph(book)
+    assert alarm.pop("id")
+    assert alarm == {
+        "condition": "quality_ph", "subject": "Z.ph", "severity": "warning", "active": True,
+        "acknowledged": False, "raised_at": "2023-11-14T22:13:20Z", "acknowledged_by": None,
+        "acknowledged_at": None, "cleared_at": None, "shelved": False, "shelved_until": None,
+        "shelved_by": None, "shelve_reason": None, "count": 1, "sensor_id": "Z.ph", "value": 9.2,
+        "message": "pH 9.2 above the warning limit 9", "updated_at": "2023-11-14T22:13:20Z",
+        "last_action": "raised", "last_action_by": "system", "state": "active",
+        "alarm_state": "active_unacknowledged"}
+    [event] = book.published_
+    assert isinstance(event, AlertRaised) and event.alert["subject"] == "Z.ph"
+
+
+def test_repeats_update_escalate_but_never_de_escalate(book):
+    first = raise_ph(book)
+    book.clock_.now += 10
+    again = raise_ph(book, message="pH 9.3", value=9.3)
+    assert again["id"] == first["id"] and again["count"] == 2 and again["value"] == 9.3
+    assert again["message"] == "pH 9.3" and again["updated_at"] == iso(T0 + 10)
+    assert kinds(book) == ["AlertRaised"]                      # a repeat is no transition
+    book.clock_.now += 10
+    worse = raise_ph(book, "critical", message="pH 10.4")
+    assert worse["severity"] == "critical" and worse["escalated_at"] == iso(T0 + 20)
+    assert worse["last_action"] == "escalated" and kinds(book) == ["AlertRaised", "AlertRaised"]
+    milder = raise_ph(book, "major")
+    assert milder["severity"] == "critical" and milder["count"] == 4
+    assert kinds(book) == ["AlertRaised", "AlertRaised"]
+    assert book.is_open("Z.ph", "quality_ph") and book.is_open("Z.ph", "quality_ph", "critical")
+    assert not book.is_open("Z.ph", "quality_ph", "warning") and not book.is_open("Z.ph", "other")
+    assert [(e["action"], e["by"]) for e in book.get(first["id"])["events"]] == [
+        ("raised", "system"), ("escalated", "system")]
+
+
+def test_each_transition_publishes_its_event(book):
+    alarm = raise_ph(book)
+    book.acknowledge(alarm["id"], "ops")
+    book.clock_.now += 5
+    cleared = book.clear("Z.ph", "quality_ph")
+    assert cleared["cleared_at"] == iso(T0 + 5) and cleared["last_action"] == "cleared"
+    assert book.clear("Z.ph", "quality_ph") is None             # nothing open any more
+    assert book.clear("nothing", "here") is None
+    assert kinds(book) == ["AlertRaised", "AlertUpdated", "AlertCleared"]
+    assert isinstance(book.published_[-1], AlertCleared)
+    assert book.acknowledge(alarm["id"], "late")["acknowledged_by"] == "ops"   # archived, still found
+    assert kinds(book) == ["AlertRaised", "AlertUpdated", "AlertCleared"]
+
+
+def test_active_alarms_list_before_cleared_ones_whatever_their_severity(book):
+    book.raise_("a", "c", "warning", "w")
+    crit = book.raise_("b", "c", "critical", "c")
+    book.clear("b", "c")
+    book.raise_("d", "c", "major", "m")
+    assert [a["subject"] for a in book.listing(False)] == ["d", "a", "b"]
+    assert [a["subject"] for a in book.open_alerts()] == ["a", "d"]
+    assert book.get(crit["id"])["alarm_state"] == "cleared_unacknowledged"
+
+
+def test_a_shelved_alarm_that_clears_acknowledged_is_archived_unshelved(book):
+    alarm = raise_ph(book)
+    book.acknowledge(alarm["id"], "ops")
+    shelved = book.shelve(alarm["id"], "ops", 600, "cleaning")
+    assert shelved["shelve_reason"] == "cleaning" and shelved["shelved_until"] == iso(T0 + 600)
+    assert shelved["last_action"] == "shelved" and shelved["last_action_by"] == "ops"
+    archived = book.clear("Z.ph", "quality_ph")
+    assert archived["alarm_state"] == "cleared_acknowledged" and archived["shelved"] is False
+    assert archived["shelved_until"] is None and archived["shelved_by"] is None
+    assert [(e["action"], e["by"], e.get("detail")) for e in book.get(alarm["id"])["events"]] == [
+        ("raised", "system", None), ("acknowledged", "ops", None), ("shelved", "ops", "for 600 s: cleaning"),
+        ("unshelved", "system", None), ("cleared", "system", None)]
+    # The clearing is the transition clients are told of, not the unshelving it implies.
+    assert archived["last_action"] == "cleared" and isinstance(book.published_[-1], AlertCleared)
+    assert book.summary()["shelved"] == 0 and book.summary()["states"]["cleared_acknowledged"] == 1
+    assert book.listing(False) == [] and [a["id"] for a in book.listing(True)] == [alarm["id"]]
+
+
+def test_acknowledging_a_cleared_shelved_alarm_archives_it_unshelved(book):
+    alarm = raise_ph(book)
+    book.shelve(alarm["id"], "ops", 600)
+    assert book.clear("Z.ph", "quality_ph")["shelved"] is True       # waits for its acknowledgement
+    done = book.acknowledge(alarm["id"], "lead")
+    assert (done["alarm_state"], done["shelved"], done["last_action"], done["last_action_by"]) == \
+        ("cleared_acknowledged", False, "acknowledged", "lead")
+    assert [e["action"] for e in book.get(alarm["id"])["events"]] == [
+        "raised", "shelved", "cleared", "unshelved", "acknowledged"]
+
+
+def test_shelving_limits_and_unknown_alarms_are_explained(book):
+    alarm = raise_ph(book)
+    with pytest.raises(InvalidInput) as error:
+        book.shelve(alarm["id"], "ops", 0.5)
+    assert error.value.message == "invalid shelve"
+    assert error.value.details == [{"field": "duration_s", "message": "seconds from 1 to 86400 (24 h), e.g. 3600"}]
+    with pytest.raises(InvalidInput):
+        book.shelve(alarm["id"], "ops", 86_400.5)
+    assert book.shelve(alarm["id"], "ops", 1)["shelved"]            # both limits are allowed
+    assert book.shelve(alarm["id"], "ops", 86_400)["shelved_until"] == iso(T0 + 86_400)
+    assert book.get(alarm["id"])["events"][-1]["detail"] == "for 86400 s"
+    assert book.unshelve(alarm["id"], "ops")["shelved"] is False
+    before = len(book.published_)
+    assert book.unshelve(alarm["id"], "ops")["shelved"] is False    # not shelved: nothing happens
+    assert len(book.published_) == before
+    with pytest.raises(NotFound) as missing:
+        book.get("nope")
+    assert missing.value.message == "no alert 'nope'"
+    with pytest.raises(NotFound) as missing:
+        book.unshelve("nope", "ops")
+    assert missing.value.message == "no open alert 'nope' (cleared and acknowledged alerts cannot be shelved)"
+
+
+def test_shelved_alarms_are_counted_apart_and_active_ones_per_severity(book):
+    a = book.raise_("a", "c", "critical", "x")
+    book.raise_("b", "c", "minor", "x")
+    book.raise_("d", "c", "minor", "x")
+    book.clear("d", "c")
+    book.shelve(a["id"], "ops", 60)
+    summary = book.summary()
+    assert summary == {"states": {"active_unacknowledged": 1, "active_acknowledged": 0,
+                                  "cleared_unacknowledged": 1, "cleared_acknowledged": 0},
+                       "shelved": 1, "active_by_severity": {"critical": 0, "major": 0, "minor": 1, "warning": 0},
+                       "unacknowledged": 2}
+    book.clock_.now += 60                                         # the shelf ends exactly on time
+    assert book.summary()["active_by_severity"]["critical"] == 1
+    assert [e.alert["last_action"] for e in book.published_][-1] == "shelf_expired"
+
+
+def test_reset_forgets_everything_and_says_who(book):
+    a = raise_ph(book)
+    book.acknowledge(a["id"], "ops")
+    book.clear("Z.ph", "quality_ph")
+    book.raise_("b", "c", "minor", "x")
+    assert book.reset("admin") == 2
+    assert book.listing(True) == []
+    assert book.published_[-1] == AlertsReset("admin", "2023-11-14T22:13:20Z")
+
+
+def test_restore_reopens_what_was_open_with_its_recorded_fields(book):
+    events = [
+        {"id": "a-1", "subject": "s1", "condition": "quality_ph", "alarm_state": "active_acknowledged",
+         "severity": "nonsense", "time": "2023-11-14T20:00:00Z", "acknowledged_by": "ops", "message": "pH 9.4",
+         "sensor_id": "s1", "node_id": "Z", "metric": "ph", "value": 9.4, "threshold": 9.0},
+        {"id": "a-1", "subject": "s1", "condition": "quality_ph", "alarm_state": "active_unacknowledged"},
+        {"id": "a-2", "subject": "s2", "condition": "c", "state": "active", "raised_at": "2023-11-14T19:00:00Z",
+         "sensor_id": "", "severity": "major"},
+        {"id": "a-3", "subject": "s3", "condition": "c", "state": "cleared"},   # legacy cleared: done
+        {"id": "a-4", "condition": "c", "state": "active"},                      # no subject: not ours
+        {"subject": "s5", "condition": "c", "state": "active"},                  # no id
+    ]
+    assert book.restore(events) == 2
+    by_id = {a["id"]: a for a in book.listing(False)}
+    assert by_id["a-1"] == {
+        "id": "a-1", "condition": "quality_ph", "subject": "s1", "severity": "warning", "active": True,
+        "acknowledged": True, "raised_at": "2023-11-14T20:00:00Z", "acknowledged_by": "ops",
+        "acknowledged_at": None, "cleared_at": None, "shelved": False, "shelved_until": None,
+        "shelved_by": None, "shelve_reason": None, "count": 1, "message": "pH 9.4", "sensor_id": "s1",
+        "node_id": "Z", "metric": "ph", "value": 9.4, "threshold": 9.0, "restored": True,
+        "state": "acknowledged", "alarm_state": "active_acknowledged"}
+    assert (by_id["a-2"]["alarm_state"], by_id["a-2"]["severity"], by_id["a-2"]["raised_at"],
+            by_id["a-2"]["sensor_id"], by_id["a-2"]["message"]) == \
+        ("active_unacknowledged", "major", "2023-11-14T19:00:00Z", None, "")
+    # Restoring again (another start) reopens nothing twice; a new raise updates the restored alarm.
+    assert book.restore(events) == 0 and len(book.listing(False)) == 2
+    assert book.raise_("s1", "quality_ph", "critical", "pH 10.2")["id"] == "a-1"
+    assert book.published_ == [book.published_[0]] and isinstance(book.published_[0], AlertRaised)
+
+
+def test_an_alarm_adopted_from_another_instance(book):
+    held = {"id": "x-1", "subject": "s", "condition": "c", "severity": "major", "active": True,
+            "acknowledged": False, "shelved": True, "shelved_until": "2023-11-14T22:14:20Z",
+            "alarm_state": "active_unacknowledged", "message": "m"}
+    book.adopt(held)
+    [event] = book.published_
+    assert isinstance(event, AlertAdopted) and event.alert["id"] == "x-1" and event.alert["shelved"]
+    assert book.is_open("s", "c")
+    book.clock_.now += 59
+    assert book.expire_shelves() == []
+    book.clock_.now += 1
+    assert [a["id"] for a in book.expire_shelves()] == ["x-1"]       # its shelf ends here too
+    book.adopt({**held, "shelved": False, "active": False, "acknowledged": True})
+    assert not book.is_open("s", "c") and book.listing(False) == []
+    book.adopt({**held, "shelved": False, "active": False, "acknowledged": True, "message": "again"})
+    assert [a["message"] for a in book.listing(True)] == ["again"]    # one archived copy, the newest
+    book.adopt({**held, "id": "x-2", "shelved": False, "active": False, "acknowledged": False})
+    assert [a["alarm_state"] for a in book.listing(False)] == ["cleared_unacknowledged"]
+
+
+@pytest.mark.parametrize("active, acknowledged, legacy, state", [
+    (True, False, "active", "active_unacknowledged"), (True, True, "acknowledged", "active_acknowledged"),
+    (False, False, "cleared", "cleared_unacknowledged"), (False, True, "cleared", "cleared_acknowledged"),
+])
+def test_both_state_names(active, acknowledged, legacy, state):
+    alarm = {"active": active, "acknowledged": acknowledged}
+    assert legacy_state(alarm) == legacy and alarm_state(alarm) == state
