@@ -1,0 +1,104 @@
+"""Mutation testing of the core: mutmut over the modules that decide what users see, then a table.
+
+    python scripts/mutation.py                 # every module, from scratch (about 25 min on 2 cores)
+    python scripts/mutation.py wqi controls    # some modules
+    python scripts/mutation.py --report        # only the table of the last run (mutants/*.meta)
+
+mutmut's settings (which files, which tests) are in setup.cfg. Each mutant is
+judged by the unit and in-process tests that reach the mutated function. The
+table counts each module's mutants as killed, survived, timeout or other;
+survivors named in docs/mutation.md (equivalent mutants, with why they cannot
+change an answer) are counted apart, and every other survivor is listed.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENTS = ROOT / "docs" / "mutation.md"
+# Module -> (file, mutant name patterns). Of influx.py only the line builder is mutated.
+MODULES = {
+    "routing": ("app/services/routing.py", ["app.services.routing.*"]),
+    "leaks": ("app/services/leaks.py", ["app.services.leaks.*"]),
+    "leak_watch": ("app/services/leak_watch.py", ["app.services.leak_watch.*"]),
+    "alerts": ("app/services/alerts.py", ["app.services.alerts.*"]),
+    "thresholds": ("app/services/thresholds.py", ["app.services.thresholds.*"]),
+    "wqi": ("app/services/wqi.py", ["app.services.wqi.*"]),
+    "controls": ("app/services/controls.py", ["app.services.controls.*"]),
+    "influx_text": ("app/adapters/influx_text.py", ["app.adapters.influx_text.*"]),
+    "influx_lines": ("app/adapters/influx.py", ["app.adapters.influx.xǁInfluxHistoryǁwrite_readings__*",
+                                                "app.adapters.influx.xǁInfluxHistoryǁwrite_event__*"]),
+}
+# mutmut's exit codes (mutmut.__main__.status_by_exit_code).
+STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", -24: "timeout",
+          152: "timeout", 255: "timeout", None: "not checked", 5: "no tests", 33: "no tests"}
+# Children mutmut forks at once: this machine's cores are shared.
+CHILDREN = 2
+
+
+def documented_equivalents() -> set[str]:
+    """Mutant names listed in docs/mutation.md (each in backticks in a table row)."""
+    if not EQUIVALENTS.exists():
+        return set()
+    return set(re.findall(r"`(app\.[^`\s]+__mutmut_\d+)`", EQUIVALENTS.read_text()))
+
+
+def results(module: str) -> dict[str, str]:
+    path, patterns = MODULES[module]
+    meta = ROOT / "mutants" / (path + ".meta")
+    if not meta.exists():
+        return {}
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: STATUS.get(code, "other") for name, code in sorted(codes.items())
+            if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
+
+
+def report(modules: list[str]) -> int:
+    equivalent = documented_equivalents()
+    print("| module | mutants | killed | survived: equivalent | survived: other | timeout | not run |")
+    print("|---|---|---|---|---|---|---|")
+    undocumented = []
+    for module in modules:
+        found = results(module)
+        counts = Counter(found.values())
+        survivors = [n for n, s in found.items() if s == "survived"]
+        eq = [n for n in survivors if n in equivalent]
+        undocumented += [n for n in survivors if n not in equivalent]
+        print(f"| {module} | {len(found)} | {counts['killed']} | {len(eq)} | {len(survivors) - len(eq)} "
+              f"| {counts['timeout']} | {len(found) - counts['killed'] - len(survivors) - counts['timeout']} |")
+    if undocumented:
+        print("\nSurvivors not documented as equivalent (`mutmut show NAME` shows one):")
+        for name in undocumented:
+            print("  ", name)
+    return 1 if undocumented else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
+    parser.add_argument("--report", action="store_true", help="only print the table of the last run")
+    parser.add_argument("--keep", action="store_true", help="resume the last run instead of starting afresh")
+    args = parser.parse_args()
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        parser.error(f"no module {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+    if not args.report:
+        if not args.keep:
+            shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        patterns = [p for m in modules for p in MODULES[m][1]]
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(CHILDREN), *patterns],
+                       cwd=ROOT, check=False)
+    return report(modules)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
