@@ -334,7 +334,8 @@ def build_what_if(settings: Settings, network: Network, engine: DecisionEngine,
     horizon = model.horizon if model.nvars <= settings.what_if_max_columns else 1
     return WhatIf(network, engine, controls, engine.narrator,
                   make_model=lambda: RoutingModel(network, horizon=horizon, step_h=model.step_h),
-                  offload=_offload(settings.async_mode))
+                  offload=_offload(settings.async_mode),
+                  live_inputs=lambda: engine.builder.build({}, {}, horizon, model.step_h)[0])
 
 
 def build_credentials(settings: Settings) -> Credentials:

@@ -55,7 +55,8 @@ def _bounds(inputs: RoutingInputs) -> tuple[frozenset, frozenset]:
 class WhatIf:
     def __init__(self, network: Network, engine: DecisionEngine, controls: ControlService,
                  narrator: Narrator, make_model: Callable[[], RoutingModel],
-                 offload: Callable = lambda fn, *args: fn(*args)):
+                 offload: Callable = lambda fn, *args: fn(*args),
+                 live_inputs: Callable[[], RoutingInputs] | None = None):
         self.network = network
         self.engine = engine
         self.controls = controls
@@ -64,6 +65,9 @@ class WhatIf:
         self.make_model = make_model
         # Runs a solve off the event loop where the async mode allows (a real OS thread).
         self.offload = offload
+        # Inputs from live state, for a server with no plan of its own (a cluster's follower,
+        # or before the first plan): both plans are then solved here.
+        self.live_inputs = live_inputs
         self._model: RoutingModel | None = None
         self._baseline: tuple[tuple, RoutingPlan] | None = None
         # One solve at a time: a HiGHS instance is not safe to share between threads.
@@ -82,14 +86,28 @@ class WhatIf:
                                                    "is sent to the valves and pumps until an operator applies it.")
         plan, inputs = self.engine.plan, self.engine.plan_inputs
         if plan is None or inputs is None:
-            return self._answer(head, "no_plan", "No plan in force yet on this server: the consequence "
-                                                 "could not be estimated.")
-        head["plan_at"] = iso(inputs.start) if inputs.start is not None else None
-        basis = (f"From the plan of {time.strftime('%H:%M:%S', time.gmtime(inputs.start))} UTC"
-                 if inputs.start is not None else "From the plan in force")
-        if action == "set_mode":
-            return self._auto_mode(head, plan, inputs, basis)
+            plan, inputs = None, self._live_inputs()
+            if inputs is None:
+                return self._answer(head, "no_plan", "No plan in force yet on this server: the consequence "
+                                                     "could not be estimated.")
+            basis = "No plan in force on this server: the plan solved now from live data"
+        else:
+            head["plan_at"] = iso(inputs.start) if inputs.start is not None else None
+            basis = (f"From the plan of {time.strftime('%H:%M:%S', time.gmtime(inputs.start))} UTC"
+                     if inputs.start is not None else "From the plan in force")
         current = self._with_current_controls(inputs, plan)
+        if action == "set_mode":
+            if plan is None:
+                try:
+                    with self._lock:
+                        plan = self.offload(self._solve_one, current)
+                except Exception:
+                    logger.exception("what-if solve failed")
+                    plan = None
+                if plan is None or plan.status != "optimal":
+                    return self._answer(head, "no_plan", "No plan could be made on this server: the "
+                                                         "consequence could not be estimated.")
+            return self._auto_mode(head, plan, inputs, basis)
         proposed = self._with_change(current, action, target, value)
         if _bounds(proposed) == _bounds(current):
             return self._answer(head, "unchanged", self.words.unchanged(action, target, value),
@@ -101,20 +119,29 @@ class WhatIf:
             logger.exception("what-if solve failed")
             return self._answer(head, "degraded", f"The consequence could not be estimated: the solve "
                                                   f"failed ({error}).", basis=basis + ".")
-        basis += (f", re-solved with the change over {model.horizon * model.step_h:g} h "
-                  f"({after.solve_ms:.0f} ms); the next plan re-solves on live data.")
+        basis += (f", {'and ' if plan is None else ''}re-solved with the change over "
+                  f"{model.horizon * model.step_h:g} h ({after.solve_ms:.0f} ms); the next plan re-solves on live data.")
         if after.status != "optimal":
             return self._answer(head, after.status, self.words.failed(action, target, value, after.message),
                                 basis=basis, solve_ms=round(after.solve_ms, 2))
         return self._diff(head, baseline, after, current, proposed, model, basis)
 
     # -- inputs -----------------------------------------------------------------------------
-    def _with_current_controls(self, inputs: RoutingInputs, plan: RoutingPlan) -> RoutingInputs:
+    def _live_inputs(self) -> RoutingInputs | None:
+        if self.live_inputs is None:
+            return None
+        try:
+            return self.live_inputs()
+        except Exception:
+            logger.exception("what-if: no inputs from live state")
+            return None
+
+    def _with_current_controls(self, inputs: RoutingInputs, plan: RoutingPlan | None) -> RoutingInputs:
         """The plan's inputs with today's operator settings (a control since the plan counts)
         and the plan in force as the flows to hold, as the next re-plan would have them."""
         return dataclasses.replace(
             inputs, isolated=set(self.controls.isolated), link_factor=self.controls.link_factors(),
-            previous=dict(plan.flows), restrictions=dict(inputs.restrictions),
+            previous=dict(plan.flows) if plan else {}, restrictions=dict(inputs.restrictions),
             demand_steps=[dict(step) for step in inputs.demand_steps] if inputs.demand_steps else None)
 
     @staticmethod
@@ -136,13 +163,21 @@ class WhatIf:
         return dataclasses.replace(inputs, isolated=isolated, link_factor=factors, restrictions=restrictions)
 
     # -- solving ----------------------------------------------------------------------------
-    def _solve_pair(self, plan: RoutingPlan, inputs: RoutingInputs, current: RoutingInputs,
-                    proposed: RoutingInputs) -> tuple[RoutingPlan, RoutingPlan, RoutingModel]:
+    def _solve_one(self, inputs: RoutingInputs) -> RoutingPlan:
+        return self._the_model().solve(inputs)
+
+    def _the_model(self) -> RoutingModel:
         if self._model is None:
             self._model = self.make_model()
-        model = self._model
+        return self._model
+
+    def _solve_pair(self, plan: RoutingPlan | None, inputs: RoutingInputs, current: RoutingInputs,
+                    proposed: RoutingInputs) -> tuple[RoutingPlan, RoutingPlan, RoutingModel]:
+        model = self._the_model()
         same_model = (model.horizon, model.step_h) == (self.engine.model.horizon, self.engine.model.step_h)
-        if same_model and _bounds(current) == _bounds(inputs):
+        if plan is None:
+            baseline = model.solve(current)
+        elif same_model and _bounds(current) == _bounds(inputs):
             baseline = plan
         else:
             key = (id(plan), _bounds(current), model.horizon)

@@ -7,7 +7,7 @@
 // device's command states as `command_update` events report them.
 import { state } from "./state.js";
 import { el, shortName } from "./format.js";
-import { consequenceOf } from "./consequence.js";
+import { consequenceOf, needsConfirmation } from "./consequence.js";
 
 const TOKEN_KEY = "bhs.operatorToken";
 const DELIVERIES_SHOWN = 6;
@@ -104,6 +104,7 @@ export function applyCommandUpdate(command) {
 
 export async function control(action, target, value, label) {
   if (!token()) { show("Enter the operator token first.", false); $("token").focus(); return null; }
+  if (needsConfirmation(action, value)) show(`${label || action}: working out its consequence from the plan…`, true);
   const consequence = await consequenceOf(action, target, value, token());
   if (consequence?.refused) { show(consequence.refused, false); return null; }
   if (consequence && !(await confirmWith(consequence))) { show(`${label || action}: cancelled.`, false); return null; }

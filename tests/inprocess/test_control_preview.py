@@ -90,11 +90,19 @@ def test_auto_mode_is_previewed_against_the_operators_settings(client, planned):
     assert len(preview["details"]) == len(preview["commands"])
 
 
-def test_without_a_plan_the_preview_says_it_could_not_be_estimated(client, bhs):
+def test_without_a_plan_of_its_own_the_server_solves_both_from_live_data(client, bhs):
+    """A cluster's follower, or a server before its first plan, still previews (two solves)."""
+    assert bhs.engine.plan is None
     reply = client.post(PREVIEW, json={"action": "isolate", "target": "SRC_CWSS_4"}, headers=OPERATOR_HEADERS)
-    assert reply.status_code == 200
-    assert reply.json["preview"]["status"] == "no_plan"
-    assert "could not be estimated" in reply.json["preview"]["sentence"]
+    preview = reply.json["preview"]
+    assert reply.status_code == 200 and preview["status"] == "optimal", preview
+    assert preview["basis"].startswith("No plan in force on this server: the plan solved now from live data")
+    cwss4 = next(s for s in preview["sources"] if s["node_id"] == "SRC_CWSS_4")
+    assert cwss4["planned"] > 100 and cwss4["would_be"] == 0.0
+    assert preview["sentence"].startswith(f"Isolating Cauvery WSS Stage IV cuts {cwss4['planned']:.0f} MLD")
+    auto = client.post(PREVIEW, json={"action": "set_mode", "value": "auto"}, headers=OPERATOR_HEADERS)
+    assert auto.status_code == 200 and "auto mode" in auto.json["preview"]["sentence"]
+    assert bhs.engine.plan is None and bhs.engine.solves == 0     # still no plan of its own
 
 
 def test_the_preview_is_in_the_openapi_document(client):
