@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Callable
 from prometheus_client import CollectorRegistry
 
 from app.adapters.network_files import load_network
-from app.api.metrics import ServicesCollector
 from app.bus import MessageBus
 from app.config import Settings
-from app.domain.events import (CommandStateChanged, DecisionMade, DeviceChanged, DeviceReturned,
-                               ForecastUpdated, PlanChanged)
+from app.domain.events import CommandStateChanged, DeviceChanged, DeviceReturned, ForecastUpdated
 from app.handlers import handlers_for
 from app.logs import LogRing
 from app.realtime.broadcaster import Broadcaster
@@ -44,7 +42,7 @@ from app.services.routing import RoutingModel, horizon_within
 from app.services.scheduler import ReplanScheduler
 from app.services.tariff import Tariff
 from app.services.weather_effect import WeatherEffect
-from app.services.metrics import Metrics
+from app.services.metrics import Metrics, ServicesCollector
 from app.services.monitor import Monitor
 from app.services.network import Network
 from app.services.pipeline import IngestPipeline
@@ -93,6 +91,7 @@ class Services:
     controls: ControlService
     forecaster: DemandForecaster
     engine: DecisionEngine
+    decisions: DecisionBook       # the engine's: operators apply and dismiss its decisions here
     thresholds: ThresholdMonitor
     sensor_index: SensorIndex
     wqi_stations: WqiStations
@@ -292,8 +291,8 @@ def build_engine(settings: Settings, network: Network, store: DataStore, control
                  publish, spawn, sleep, clock) -> DecisionEngine:
     """The decision engine from its parts (see app/services/engine.py).
 
-    What it used to broadcast ("routing_update", "decision") it now says as
-    domain events; their handlers broadcast, share and record.
+    It and its decision book raise PlanChanged and DecisionMade on the bus;
+    their handlers broadcast, share and record.
     """
     zones = [z.id for z in network.of_kind("zone")]
     leaks = LeakWatch(network, alerts, LeakDetector(
@@ -307,24 +306,12 @@ def build_engine(settings: Settings, network: Network, store: DataStore, control
         logger.warning("network of %d links: planning %d hourly steps, not PLAN_HORIZON_H=%d, to stay "
                        "within PLAN_MAX_COLUMNS=%d", len(network.links), horizon, settings.plan_horizon_h,
                        settings.plan_max_columns)
-    holder: list[DecisionEngine] = []
-
-    def say(name: str, payload) -> None:
-        if name == "routing_update":
-            publish(PlanChanged(payload, holder[0].plan if holder else None))
-        elif name == "decision":
-            publish(DecisionMade(payload))
-        else:
-            raise ValueError(f"the engine has no event {name!r}")
-
-    engine = DecisionEngine(
+    return DecisionEngine(
         network, store, RoutingModel(network, horizon=horizon),
         PlanInputsBuilder(network, store, controls, alerts, leaks, forecaster, Tariff.parse(settings.tariff),
                           settings.local_utc_offset_h, clock),
         Narrator(network, settings.decision_deadband), scheduler, leaks,
-        DecisionBook(store, history, controls, say, clock=clock), say, clock=clock)
-    holder.append(engine)
-    return engine
+        DecisionBook(store, history, controls, publish, clock=clock), publish, clock=clock)
 
 
 def build_what_if(settings: Settings, network: Network, engine: DecisionEngine,
@@ -376,7 +363,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
         on_recovered=lambda detail: alerts.clear("history", "history_write_failing"))
 
     # Services.
-    metrics = Metrics()
+    metrics = Metrics(prometheus, spawn=spawn, sleep=sleep)
     store = DataStore(settings.max_sensors, settings.recent_points, clock=clock,
                       fusion_window_s=settings.fusion_window_s)
     broadcaster = Broadcaster(
@@ -384,7 +371,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
         interval_s=settings.broadcast_interval_ms / 1000,
         minor_interval_s=settings.minor_interval_ms / 1000,
         deadband=network.deadband,
-        on_frame=lambda size: metrics.add("frames"),
+        on_frame=lambda size: metrics.frame(),
         leading_edge=settings.broadcast_leading_edge)
     alerts = AlertBook(publish, clock=clock,
                        schedule=lambda delay, run: spawn(lambda: (sleep(delay), run())))
@@ -429,7 +416,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
                       wqi_stations, stale_after_s=settings.stale_after_s, clock=clock,
                       devices=(lambda: mqtt_link.devices) if mqtt_link else dict,
                       mqtt_status=mqtt_link.status if mqtt_link else (lambda: {"state": "disabled"}),
-                      tick_lateness_ms=broadcaster.tick_lateness_ms, sources=sources)
+                      sources=sources)
     store.stale_after = views.stale_after
     monitor = Monitor(network, store, alerts, views.health, publish, spawn, sleep, clock=clock)
 
@@ -458,19 +445,20 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
         settings=settings, clock=clock, bus=bus, prometheus=prometheus,
         tokens=build_credentials(settings), network=network, history=history, metrics=metrics,
         store=store, broadcaster=broadcaster, alerts=alerts, pipeline=pipeline, commands=commands,
-        controls=controls, forecaster=forecaster, engine=engine, thresholds=thresholds,
+        controls=controls, forecaster=forecaster, engine=engine, decisions=engine.book, thresholds=thresholds,
         sensor_index=sensor_index, wqi_stations=wqi_stations,
         monitor=monitor, views=views, logs=logs, mqtt=mqtt_link, simulator=simulator,
         sources=sources, cluster=cluster, devices=registry, device_commands=device_commands,
         telemetry=telemetry, mqtt_devices=mqtt_devices, shared=shared,
         what_if=build_what_if(settings, network, engine, controls))
     # In a cluster, sources and simulator start and stop with the lease (inside leader_work).
-    services.components = [c for c in (registry, device_commands, history, broadcaster, cluster,
+    services.components = [c for c in (metrics, registry, device_commands, history, broadcaster, cluster,
                                        *leader_work, mqtt_link,
                                        *((simulator, sources) if cluster is None else ()))
                            if c is not None]
     for event_type, handlers in handlers_for(services).items():
         for handler in handlers:
             bus.subscribe(event_type, handler)
-    prometheus.register(ServicesCollector(services))
+    prometheus.register(ServicesCollector(metrics, store=store, history=history, alerts=alerts,
+                                          mqtt=mqtt_link, tick_lateness_ms=broadcaster.tick_lateness_ms))
     return services

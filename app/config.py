@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.models import MAX_FUTURE_S
+
 BUNDLED_NETWORK = Path(__file__).parent / "data" / "bengaluru.json"
 
 
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
     raw_retention: str = "90d"
     rollup_retention: str = "104w"
     # Readings stamped more than this many seconds ahead of our clock get a 422.
-    max_clock_skew_s: float = 300.0
+    max_clock_skew_s: float = MAX_FUTURE_S
 
     # MQTT.
     mqtt_url: str | None = None

@@ -76,6 +76,11 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
             {"value": str(control["value"]), "reason": control["reason"] or "",
              "result": control["result"], "source_ip": event.source_ip or ""}, clock())
 
+    # -- metrics -----------------------------------------------------------------------
+    def count_solve(event: PlanChanged) -> None:
+        """Each planning run counts in bhs_routing_solves_total; its time is the last solve's."""
+        s.metrics.solved(event.view.get("solve_ms"))
+
     # -- /live -----------------------------------------------------------------------
     def broadcast_readings(event: ReadingsAccepted) -> None:
         if event.live:
@@ -207,7 +212,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         AlertCleared: [record_alert, broadcast_alert, share_alert, replan_after_alert],
         AlertAdopted: [replan_after_alert],
         AlertsReset: [broadcast_alerts_reset],
-        PlanChanged: [broadcast_plan, share_plan],
+        PlanChanged: [count_solve, broadcast_plan, share_plan],
         DecisionMade: [broadcast_decision, share_decision],
         ControlApplied: [record_control, command_device, broadcast_control, share_control,
                          replan_after_control],

@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.services.alerts import SHELVE_MAX_S, SHELVE_MIN_S
+from app.services.local_time import SECONDS_PER_DAY
+
 SENSOR_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 SLUG_PATTERN = r"^[a-z0-9_]{1,32}$"
 # Metrics the analysis understands; any other slug is stored as given.
@@ -21,6 +24,8 @@ KNOWN_METRICS = frozenset({
 # Readings stamped further ahead than this are refused (contract: 5 minutes;
 # MAX_CLOCK_SKEW_S sets it, passed in the validation context).
 MAX_FUTURE_S = 300.0
+# What the simulator can stage (POST /api/simulation/trigger).
+EventKind = Literal["leak", "contamination", "demand_surge", "pump_failure", "source_outage"]
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # Free text that ends up in tags and logs: no control characters (line protocol
@@ -125,10 +130,10 @@ class ControlRequest(BaseModel):
 class SimulationEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    event: Literal["leak", "contamination", "demand_surge", "pump_failure", "source_outage"]
+    event: EventKind
     target: str | None = Field(default=None, max_length=64)
     magnitude: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 1.0
-    duration_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 300.0
+    duration_s: Annotated[float, Field(gt=0, le=SECONDS_PER_DAY, allow_inf_nan=False)] = 300.0
 
 
 class SimulationBaseline(BaseModel):
@@ -170,6 +175,7 @@ class ShelveRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={
         "examples": [{"duration_s": 3600, "reason": "sensor under maintenance"}]})
 
-    duration_s: Annotated[float, Field(ge=1, le=86_400, allow_inf_nan=False,
-                                       description="seconds, 1 to 86400 (24 h)", examples=[900, 3600, 28800])]
+    duration_s: Annotated[float, Field(ge=SHELVE_MIN_S, le=SHELVE_MAX_S, allow_inf_nan=False,
+                                       description=f"seconds, {SHELVE_MIN_S:g} to {SHELVE_MAX_S:g} (24 h)",
+                                       examples=[900, 3600, 28800])]
     reason: str | None = Field(default=None, max_length=500)

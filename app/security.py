@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HASH_PREFIX = "sha256:"
+# Every role a configured credential can have.
+ROLES = ("device", "admin", "operator", "viewer")
 
 
 def _digest(token: str) -> bytes:
@@ -46,12 +48,13 @@ class TokenSet:
 
     def identify(self, token: str | None) -> str | None:
         """The label of the matching credential, or None. Constant time per entry."""
-        if not token:
-            return None
-        presented = _digest(token)
+        return self.match(_digest(token)) if token else None
+
+    def match(self, digest: bytes) -> str | None:
+        """The label of the credential with this SHA-256 digest, or None (every entry compared)."""
         found = None
         for credential in self._credentials:
-            if hmac.compare_digest(presented, credential.digest):
+            if hmac.compare_digest(digest, credential.digest):
                 found = credential.label
         return found
 
@@ -94,12 +97,6 @@ def device_key(headers) -> str | None:
     return headers.get("X-API-Key") or bearer_token(headers)
 
 
-def credential_for(role: str, headers) -> str | None:
-    """A role's credential from its documented header only: device keys in
-    X-API-Key or Bearer; every other role (operator, viewer, admin) in Bearer."""
-    return device_key(headers) if role == "device" else bearer_token(headers)
-
-
 class Credentials:
     """The roles. Admins may also do whatever operators may; operators may also
     read wherever viewers may. Registered devices' own tokens live in the
@@ -114,5 +111,13 @@ class Credentials:
         self.viewers = TokenSet(viewer_tokens + operator_tokens + admin_tokens if viewer_tokens else [],
                                 "viewer")
 
-    def knows(self, token: str) -> bool:
-        return any(s.identify(token) for s in (self.devices, self.admins, self.operators, self.viewers))
+    def of(self, role: str) -> TokenSet:
+        return {"device": self.devices, "admin": self.admins, "operator": self.operators,
+                "viewer": self.viewers}[role]
+
+    def identify(self, token: str | None) -> dict[str, str]:
+        """Every role `token` has, with its label there: one digest, compared with every entry."""
+        if not token:
+            return {}
+        digest = _digest(token)
+        return {role: label for role in ROLES if (label := self.of(role).match(digest)) is not None}

@@ -29,7 +29,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from app.adapters import influx_text as lp
-from app.adapters.influx_schema import RESAMPLE, InfluxSchema1x, InfluxSchema2x, schema_kind
+from app.adapters.influx_schema import READING, RESAMPLE, InfluxSchema1x, InfluxSchema2x, schema_kind
 from app.adapters.influx_status import backoff_s, error_message
 from app.adapters.influx_writer import HeldWriter
 from app.adapters.spool import DiskSpool
@@ -39,7 +39,6 @@ from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 
-READING = "sensor_reading"
 QUERY_TIMEOUT_S = 10.0
 # Formatted tag sets kept for reuse (one per series); bounds the cache.
 MAX_CACHED_SERIES = 50_000

@@ -26,13 +26,14 @@ import re
 from dataclasses import dataclass
 
 from app.adapters import influx_text as lp
-from app.services.history import RESOLUTIONS, ROLLUPS
+from app.services.history import AGGREGATES, RESOLUTIONS, ROLLUPS, UNIT_SECONDS
 from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 
 READING = "sensor_reading"
-ROLLUP_FIELDS = ("mean", "min", "max", "count", "last")
+# Every aggregate a history query may ask for is kept in the rollups.
+ROLLUP_FIELDS = AGGREGATES
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def influxql_duration(seconds: float | None) -> str:
     """A retention as InfluxQL writes it: INF for forever, else whole hours/days/weeks."""
     if seconds is None:
         return "INF"
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit in ("w", "d", "h", "m"):
+        size = UNIT_SECONDS[unit]
         if seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"

@@ -204,7 +204,7 @@ class MqttLink(CommandPublisher):
 
     def _on_message(self, client, userdata, message):
         if len(self._pending) >= MAX_PENDING:
-            self.metrics.add("rejected.mqtt")
+            self.metrics.rejected("mqtt")
             self._ack(message.mid, message.qos)
             return
         self._pending.append((message.topic, message.payload, message.retain, message.mid, message.qos))
@@ -253,7 +253,7 @@ class MqttLink(CommandPublisher):
         for index, why in sorted(refused.items()):
             self._reject(batch[numbers[index]][0], why)
         if len(refused) < len(messages):
-            self.metrics.add("mqtt.messages", len(messages) - len(refused))
+            self.metrics.mqtt_message(len(messages) - len(refused))
 
     def _decode(self, topic: str, payload: bytes, sensor_prefix: str) -> list | None:
         if not topic.startswith(sensor_prefix) or topic == sensor_prefix:
@@ -303,7 +303,7 @@ class MqttLink(CommandPublisher):
         return self.client.publish(topic, payload, qos=qos, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
 
     def _reject(self, topic: str, why: str) -> None:
-        self.metrics.add("rejected.mqtt")
+        self.metrics.rejected("mqtt")
         self.last_error = f"{topic}: {why}"
         logger.warning("MQTT message on %s dropped: %s", topic, why[:300])
 
@@ -321,7 +321,7 @@ class MqttLink(CommandPublisher):
     # -- the command port ----------------------------------------------------------
     def publish(self, target: str, command: dict) -> None:
         self.client.publish(f"{self.prefix}/control/{target}", json.dumps(command), qos=1, retain=True)
-        self.metrics.add("mqtt.commands")
+        self.metrics.mqtt_command()
 
     def health(self) -> str:
         return "ok" if self.connected else "down"
@@ -331,10 +331,6 @@ class MqttLink(CommandPublisher):
         return {
             "state": "connected" if self.connected else ("gave_up" if self.gave_up else "connecting"),
             "broker": f"{self.host}:{self.port}",
-            "messages_in": self.metrics.counter("mqtt.messages").total,
-            "messages_per_second": self.metrics.counter("mqtt.messages").rate(),
-            "rejected": self.metrics.counter("rejected.mqtt").total,
-            "commands_out": self.metrics.counter("mqtt.commands").total,
             "pending": len(self._pending),
             "last_error": self.last_error,
             "devices": {d: {"state": s["state"]} for d, s in sorted(self.devices.items())},

@@ -88,7 +88,7 @@ class MqttDevices:
             return
         try:
             self.telemetry.accept(device, body, "mqtt")
-            self.link.metrics.add("mqtt.messages")
+            self.link.metrics.mqtt_message()
         except DomainError as error:
             self._drop(topic, f"{error.message} {error.details[:5]}")
 
@@ -116,5 +116,5 @@ class MqttDevices:
         return None
 
     def _drop(self, topic: str, why: str) -> None:
-        self.link.metrics.add("rejected.mqtt")
+        self.link.metrics.rejected("mqtt")
         logger.warning("MQTT message on %s dropped: %s", topic, why[:300])

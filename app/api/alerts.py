@@ -11,11 +11,11 @@ from werkzeug.routing import BaseConverter
 
 from app import wire
 from app.api.common import json_body, parse_model, require_operator, require_viewer, services
-from app.api.openapi import document, responses
+from app.api.openapi import OPERATOR, VIEWER, document, responses
 from app.api.schemas import (AckMany, AckManyResult, AlertList, AlertOne, AlertParams, AlertSummary,
                              ShelveRequest)
 from app.errors import InvalidInput
-from app.services.alerts import ALARM_STATES
+from app.services.alerts import STATE_FILTERS
 
 bp = Blueprint("alerts", __name__, url_prefix="/api/alerts")
 
@@ -30,11 +30,6 @@ class AlertIdConverter(BaseConverter):
 
 
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("alert_id", AlertIdConverter))
-VIEWER = [{"viewer": []}, {}]
-OPERATOR = {"operator": []}
-# active: the condition is present (the contract's original meaning); open: everything
-# an operator still has to see, cleared-but-unacknowledged included; all: with the archive.
-STATE_FILTERS = ("active", "open", "all", "shelved", *ALARM_STATES)
 
 
 @bp.get("")

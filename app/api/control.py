@@ -7,7 +7,7 @@ from flask import Blueprint, g, jsonify, request
 
 from app import wire
 from app.api.common import json_body, parse_model, query_limit, require_admin, require_operator, services
-from app.api.openapi import document, responses
+from app.api.openapi import ADMIN, OPERATOR, document, responses
 from app.api.schemas import (ControlList, ControlPreviewResponse, ControlResponse, DecisionStateResponse,
                              LimitParams, LogList, LogParams)
 from app.errors import InvalidInput
@@ -21,7 +21,7 @@ bp = Blueprint("control", __name__)
 
 @bp.post("/api/control")
 @document(json=ControlRequest, resp=responses(HTTP_200=ControlResponse), tags=["control"],
-          security={"operator": []})
+          security=OPERATOR)
 @require_operator
 def control():
     """Apply an operator control."""
@@ -32,7 +32,7 @@ def control():
 
 @bp.post("/api/control/preview")
 @document(json=ControlRequest, resp=responses(HTTP_200=ControlPreviewResponse), tags=["control"],
-          security={"operator": []})
+          security=OPERATOR)
 @require_operator
 def control_preview():
     """What a control would do, taken from the plan: the plan in force re-solved with the change.
@@ -47,28 +47,28 @@ def control_preview():
 
 @bp.post("/api/decisions/<decision_id>/apply")
 @document(resp=responses(HTTP_200=DecisionStateResponse, HTTP_404=ErrorEnvelope, HTTP_409=ErrorEnvelope),
-          tags=["decisions"], security={"operator": []})
+          tags=["decisions"], security=OPERATOR)
 @require_operator
 def apply_decision(decision_id: str):
     """Apply a recommended decision: its commands go to the devices as in auto mode."""
-    decision = services().engine.book.apply(decision_id, g.principal)
+    decision = services().decisions.apply(decision_id, g.principal)
     logger.info("operator %s applied decision %s", g.principal, decision_id)
     return jsonify(ok=True, decision=wire.decision(decision))
 
 
 @bp.post("/api/decisions/<decision_id>/dismiss")
 @document(resp=responses(HTTP_200=DecisionStateResponse, HTTP_404=ErrorEnvelope, HTTP_409=ErrorEnvelope),
-          tags=["decisions"], security={"operator": []})
+          tags=["decisions"], security=OPERATOR)
 @require_operator
 def dismiss_decision(decision_id: str):
     """Dismiss a recommended decision: nothing is sent."""
-    decision = services().engine.book.dismiss(decision_id, g.principal)
+    decision = services().decisions.dismiss(decision_id, g.principal)
     logger.info("operator %s dismissed decision %s", g.principal, decision_id)
     return jsonify(ok=True, decision=wire.decision(decision))
 
 
 @bp.post("/api/admin/reset")
-@document(resp=responses(HTTP_200=ControlResponse), tags=["control"], security={"admin": []})
+@document(resp=responses(HTTP_200=ControlResponse), tags=["control"], security=ADMIN)
 @require_admin
 def admin_reset():
     """Forget ad-hoc sensors, alarms and decisions left by a demo (audited as reset_demo)."""
@@ -80,7 +80,7 @@ def admin_reset():
 
 
 @bp.get("/api/controls")
-@document(query=LimitParams, resp=responses(HTTP_200=ControlList), tags=["control"], security={"operator": []})
+@document(query=LimitParams, resp=responses(HTTP_200=ControlList), tags=["control"], security=OPERATOR)
 @require_operator
 def controls():
     """The audit trail of controls."""
@@ -88,7 +88,7 @@ def controls():
 
 
 @bp.get("/api/logs")
-@document(query=LogParams, resp=responses(HTTP_200=LogList), tags=["operations"], security={"operator": []})
+@document(query=LogParams, resp=responses(HTTP_200=LogList), tags=["operations"], security=OPERATOR)
 @require_operator
 def logs():
     """Recent server log records."""

@@ -16,11 +16,11 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from app import wire
-from app.api.common import Unauthorized, services
+from app.api.common import services
 from app.api.device_schemas import CommandAnswer, CommandView, PendingCommands, TelemetryAccepted
 from app.models import ErrorEnvelope
 from app.api.openapi import document, responses
-from app.errors import DomainError, InvalidInput
+from app.errors import DomainError, InvalidInput, Unauthorized
 from app.services.device_commands import MAX_POLL_S
 
 bp = Blueprint("device_api", __name__)
@@ -28,7 +28,6 @@ bp = Blueprint("device_api", __name__)
 
 class BodyTooLarge(DomainError):
     status = 413
-    code = "payload_too_large"
 
 
 def _device(token: str):

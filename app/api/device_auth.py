@@ -3,19 +3,21 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import g, request
+from flask import g
 
-from app.api.common import require_device, services
-from app.security import device_key
+from app.api.common import caller, require_device, services
 
 
 def require_device_or_token(view):
-    """A registered device's token (then `g.device`), else the legacy device-key check."""
+    """A registered device's token (then `g.device`), else the legacy device-key check.
+
+    Both read the request's one credential check (`caller()`).
+    """
     legacy = require_device(view)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        device = services().devices.authenticate(device_key(request.headers))
+        device = caller().device
         g.device = device
         if device is not None:
             g.principal = f"device:{device.id}"

@@ -8,7 +8,7 @@ from app.api.common import json_body, parse_model, query_limit, require_admin, r
 from app.api.device_schemas import (AuditList, CommandList, DeviceCreated, DeviceDeleted, DeviceList,
                                     DevicePatch, DeviceRegistration, DeviceUpdated, DeviceView)
 from app.models import ErrorEnvelope
-from app.api.openapi import document, responses
+from app.api.openapi import ADMIN, VIEWER, document, responses
 from app.errors import InvalidInput
 from app.services.device_commands import STATES
 
@@ -21,7 +21,7 @@ def _registry():
 
 @bp.post("/api/devices")
 @document(json=DeviceRegistration, resp=responses(HTTP_201=DeviceCreated, HTTP_409=ErrorEnvelope), tags=["devices"],
-          security={"admin": []})
+          security=ADMIN)
 @require_admin
 def register():
     """Register a device; the answer carries its token, shown this once."""
@@ -31,7 +31,7 @@ def register():
 
 
 @bp.get("/api/devices")
-@document(resp=responses(HTTP_200=DeviceList), tags=["devices"], security=[{"viewer": []}, {}])
+@document(resp=responses(HTTP_200=DeviceList), tags=["devices"], security=VIEWER)
 @require_viewer
 def listing():
     """Every registered device: status, last seen, keys last received, unmapped keys, attributes."""
@@ -40,7 +40,7 @@ def listing():
 
 
 @bp.get("/api/audit/devices")
-@document(resp=responses(HTTP_200=AuditList), tags=["devices"], security={"admin": []})
+@document(resp=responses(HTTP_200=AuditList), tags=["devices"], security=ADMIN)
 @require_admin
 def audit():
     """Refused writes (a credential writing sensors that are not its own), newest first."""
@@ -48,7 +48,7 @@ def audit():
 
 
 @bp.get("/api/devices/<device_id>")
-@document(resp=responses(HTTP_200=DeviceView), tags=["devices"], security=[{"viewer": []}, {}])
+@document(resp=responses(HTTP_200=DeviceView), tags=["devices"], security=VIEWER)
 @require_viewer
 def one(device_id: str):
     """One device."""
@@ -57,7 +57,7 @@ def one(device_id: str):
 
 
 @bp.patch("/api/devices/<device_id>")
-@document(json=DevicePatch, resp=responses(HTTP_200=DeviceUpdated, HTTP_409=ErrorEnvelope), tags=["devices"], security={"admin": []})
+@document(json=DevicePatch, resp=responses(HTTP_200=DeviceUpdated, HTTP_409=ErrorEnvelope), tags=["devices"], security=ADMIN)
 @require_admin
 def edit(device_id: str):
     """Change a device's name, kind, node, telemetry map, actuators or command timeout."""
@@ -67,7 +67,7 @@ def edit(device_id: str):
 
 
 @bp.post("/api/devices/<device_id>/token")
-@document(resp=responses(HTTP_200=DeviceCreated), tags=["devices"], security={"admin": []})
+@document(resp=responses(HTTP_200=DeviceCreated), tags=["devices"], security=ADMIN)
 @require_admin
 def rotate(device_id: str):
     """A new token for the device; the old one stops working at once."""
@@ -76,7 +76,7 @@ def rotate(device_id: str):
 
 
 @bp.delete("/api/devices/<device_id>")
-@document(resp=responses(HTTP_200=DeviceDeleted), tags=["devices"], security={"admin": []})
+@document(resp=responses(HTTP_200=DeviceDeleted), tags=["devices"], security=ADMIN)
 @require_admin
 def remove(device_id: str):
     """Delete a device: its token stops working and its MQTT session is closed."""
@@ -85,7 +85,7 @@ def remove(device_id: str):
 
 
 @bp.get("/api/commands")
-@document(resp=responses(HTTP_200=CommandList), tags=["devices"], security=[{"viewer": []}, {}])
+@document(resp=responses(HTTP_200=CommandList), tags=["devices"], security=VIEWER)
 @require_viewer
 def commands():
     """Commands to devices, newest first; filter by ?device_id= and ?state=."""

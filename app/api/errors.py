@@ -6,23 +6,15 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.errors import DomainError
+from app.errors import DomainError, error_envelope
 
 logger = logging.getLogger(__name__)
-
-_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited",
-    500: "internal_error", 503: "unavailable",
-}
 
 
 def error_response(status: int, message: str, details: list | None = None,
                    code: str | None = None, headers: dict | None = None):
-    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message,
-                      "details": details or []}}
-    response = jsonify(body)
+    """An error answer over HTTP: the one envelope (app/errors.py) with its status."""
+    response = jsonify(error_envelope(status, message, details, code))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

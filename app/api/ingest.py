@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify
 
 from app.api.common import json_body, services
 from app.api.device_auth import check_owned_sensors, require_device_or_token
-from app.api.openapi import document, responses
+from app.api.openapi import DEVICE, document, responses
 from app.api.schemas import BatchAccepted, IngestCreated, ReadingsBody
 from app.errors import InvalidInput
 from app.models import Reading
@@ -21,8 +21,7 @@ bp = Blueprint("ingest", __name__)
 
 
 @bp.post("/api/ingest")
-# A device key is needed only when DEVICE_KEYS is set: `{}` says "or none".
-@document(json=Reading, resp=responses(HTTP_201=IngestCreated), tags=["ingest"], security=[{"device": []}, {}])
+@document(json=Reading, resp=responses(HTTP_201=IngestCreated), tags=["ingest"], security=DEVICE)
 @require_device_or_token
 def ingest_one():
     """Ingest one reading."""
@@ -40,7 +39,7 @@ def ingest_one():
 
 
 @bp.post("/api/sensors")
-@document(json=ReadingsBody, resp=responses(HTTP_202=BatchAccepted), tags=["ingest"], security=[{"device": []}, {}])
+@document(json=ReadingsBody, resp=responses(HTTP_202=BatchAccepted), tags=["ingest"], security=DEVICE)
 @require_device_or_token
 def ingest_batch():
     """Ingest a batch of up to 5000 readings, all or nothing."""

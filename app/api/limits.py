@@ -27,7 +27,8 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from app.security import TokenSet, credential_for
+from app.api.common import caller
+from app.security import TokenSet
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,11 @@ class BlueprintLimit:
         self.scope = scope
 
     def key(self) -> str:
-        label = self.tokens.identify(credential_for(self.tokens.role, request.headers)) if self.tokens else None
+        """The caller's credential label (from the request's one credential check), else its address."""
+        who = caller()
+        if who.device is not None and self.tokens.role == "device":
+            return f"registered:{who.device.id}"
+        label = who.label(self.tokens.role)
         return f"{self.tokens.role}:{label}" if label else f"ip:{request.remote_addr}"
 
     def check(self) -> None:

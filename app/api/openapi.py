@@ -24,6 +24,13 @@ SECURITY = [
         type="http", scheme="bearer", description="A VIEWER_TOKENS entry; only when VIEWER_TOKENS is set")),
 ]
 
+# Who may call a route, as OpenAPI security requirements. `{}` says "or none":
+# reads need a viewer token and ingest a device key only when some are configured.
+VIEWER = [{"viewer": []}, {}]
+DEVICE = [{"device": []}, {}]
+OPERATOR = {"operator": []}
+ADMIN = {"admin": []}
+
 # `strict`: only the routes decorated here are documented. No doc pages from
 # spectree itself: they load their assets from CDNs.
 spec = SpecTree("flask", title="Bengaluru Heart System API", version="1.0.0", mode="strict",

@@ -9,7 +9,7 @@ from spectree import Response
 
 from app import wire
 from app.api.common import query_limit, require_viewer, services
-from app.api.openapi import document, responses
+from app.api.openapi import VIEWER, document, responses
 from app.api.schemas import (PlanResponse, DecisionList, ExportParams, Forecast, Health, HistoryParams,
                              HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
@@ -22,8 +22,6 @@ from app.services.history import build_query, read_history
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.:-]")
 
 bp = Blueprint("read", __name__)
-# Reads need a viewer token only when VIEWER_TOKENS is set: `{}` says "or none".
-VIEWER = [{"viewer": []}, {}]
 
 
 @bp.get("/api/sensors")
@@ -56,8 +54,8 @@ def latest(sensor_id: str):
     record = services().store.latest(sensor_id)
     if record is None:
         # The legacy shape, with the error envelope beside it like every other 404.
-        return jsonify(sensorId=sensor_id, found=False, error={
-            "code": "not_found", "message": f"sensor '{sensor_id}' has not reported", "details": []}), 404
+        return jsonify(sensorId=sensor_id, found=False,
+                       **NotFound(f"sensor '{sensor_id}' has not reported").envelope()), 404
     return jsonify(wire.latest_legacy(sensor_id, record))
 
 
@@ -143,7 +141,7 @@ def routing():
 @require_viewer
 def plan():
     """The receding-horizon plan: every step; /api/routing is its first."""
-    return jsonify(wire.plan(services().engine.plan_view()))
+    return jsonify(wire.plan(services().views.plan_view()))
 
 
 @bp.get("/api/decisions")

@@ -9,7 +9,15 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from app.logs import LEVELS
 from app.models import AckMany, Reading, ReadingBatch, ShelveRequest  # noqa: F401 (re-exported)
+from app.services.alerts import ALARM_STATES, SEVERITIES, STATE_FILTERS
+from app.services.decisions import STATES as DECISION_STATES
+from app.services.history import AGGREGATES, RESOLUTIONS
+from app.services.history_export import FORMATS
+
+# The services' vocabularies, as the document's enums (each defined once, in its service).
+Resolution = Literal[tuple(RESOLUTIONS)]
 
 
 class Open(BaseModel):
@@ -83,8 +91,8 @@ class HistoryParams(BaseModel):
     start: str = Field("-1h", description="now, a relative time like -1h, or ISO 8601")
     stop: str = Field("now", description="now, a relative time like -5m, or ISO 8601")
     every: str | None = Field(None, description="ad-hoc bucket width over raw points, e.g. 5m")
-    fn: Literal["mean", "min", "max", "last", "count"] | None = None
-    resolution: Literal["raw", "1m", "1h", "1d"] | None = Field(
+    fn: Literal[AGGREGATES] | None = None
+    resolution: Resolution | None = Field(
         None, description="raw or a rollup; by default raw up to 6 h, 1m up to 7 d, 1h up to 180 d, 1d beyond")
 
 
@@ -92,9 +100,9 @@ class ExportParams(BaseModel):
     sensor_id: list[str] = Field(description="a sensor; repeat for several (at most 100)")
     start: str = Field("-1h", description="now, a relative time like -30d, or ISO 8601")
     stop: str = Field("now", description="now, a relative time like -5m, or ISO 8601")
-    format: Literal["csv", "ndjson"] = Field("csv", description="columns time, sensor_id, metric, unit, "
+    format: Literal[tuple(FORMATS)] = Field("csv", description="columns time, sensor_id, metric, unit, "
                                              "value (or mean, min, max, count for rollups), quality")
-    resolution: Literal["raw", "1m", "1h", "1d"] | None = Field(None, description="as for /api/history")
+    resolution: Resolution | None = Field(None, description="as for /api/history")
 
 
 class HistoryPoint(Point):
@@ -155,7 +163,7 @@ class Decision(Open):
     reason: str
     confidence: float
     confidence_reason: str | None = None
-    state: Literal["recommended", "applied", "dismissed", "superseded"] | None = None
+    state: Literal[DECISION_STATES] | None = None
     state_at: str | None = None
     actions: list[dict[str, Any]] | None = None
 
@@ -170,19 +178,17 @@ class DecisionList(Open):
 
 
 class AlertParams(BaseModel):
-    state: Literal["active", "open", "all", "shelved", "active_unacknowledged", "active_acknowledged",
-                   "cleared_unacknowledged", "cleared_acknowledged"] = Field(
+    state: Literal[STATE_FILTERS] = Field(
         "active", description="active: the condition is present; open: every alarm not yet cleared "
                               "and acknowledged; all: with the archive; or one ISA-18.2 state, or shelved")
 
 
 class Alert(Open):
     id: str
-    severity: Literal["critical", "major", "minor", "warning"]
+    severity: Literal[SEVERITIES]
     state: Literal["active", "acknowledged", "cleared"] = Field(
         description="the original three states, kept for existing clients")
-    alarm_state: Literal["active_unacknowledged", "active_acknowledged",
-                         "cleared_unacknowledged", "cleared_acknowledged"]
+    alarm_state: Literal[ALARM_STATES]
     active: bool
     acknowledged: bool
     shelved: bool
@@ -309,7 +315,7 @@ class ControlList(Open):
 
 class LogParams(BaseModel):
     limit: int = Field(100, ge=1, le=2000)
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    level: Literal[LEVELS] = "INFO"
 
 
 class LogRecord(Open):

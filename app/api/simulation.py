@@ -5,14 +5,13 @@ from flask import Blueprint, jsonify
 
 from app import wire
 from app.api.common import json_body, parse_model, require_operator, require_viewer, services
-from app.api.openapi import document, responses
+from app.api.openapi import OPERATOR, VIEWER, document, responses
 from app.api.schemas import SimulationBaselineSet, SimulationEventCreated, SimulationState
 from app.errors import Conflict
 from app.models import ErrorEnvelope
 from app.models import SimulationBaseline, SimulationEvent
 
 bp = Blueprint("simulation", __name__, url_prefix="/api/simulation")
-OPERATOR = {"operator": []}
 
 
 def _simulator():
@@ -24,7 +23,7 @@ def _simulator():
 
 @bp.get("")
 @document(resp=responses(HTTP_200=SimulationState, HTTP_409=ErrorEnvelope), tags=["simulator"],
-          security=[{"viewer": []}, {}])
+          security=VIEWER)
 @require_viewer
 def state():
     """The simulator's state and active events."""

@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify, request
 
 from app import wire
 from app.api.common import require_operator, require_viewer, services
-from app.api.openapi import document, responses
+from app.api.openapi import OPERATOR, VIEWER, document, responses
 from app.api.read import VIEWER
 from app.api.schemas import SourceList, SourceRefreshed
 from app.domain import events
@@ -25,7 +25,7 @@ def listing():
 
 
 @bp.post("/api/sources/<source_id>/refresh")
-@document(resp=responses(HTTP_200=SourceRefreshed), tags=["sources"], security={"operator": []})
+@document(resp=responses(HTTP_200=SourceRefreshed), tags=["sources"], security=OPERATOR)
 @require_operator
 def refresh(source_id: str):
     """Fetch one source now; answers with its state after the fetch."""

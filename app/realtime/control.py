@@ -6,7 +6,7 @@ from flask_socketio import Namespace
 from pydantic import ValidationError
 
 from app import wire
-from app.errors import DomainError
+from app.errors import DomainError, InvalidInput, error_envelope
 from app.models import ControlRequest
 from app.realtime.live import token_from
 from app.security import TokenSet
@@ -37,7 +37,6 @@ class ControlNamespace(Namespace):
             applied = self.controls.apply(command, self._who[request.sid], request.remote_addr)
             return {"ok": True, "control": wire.control(applied)}
         except ValidationError as error:
-            return {"error": {"code": "validation_error", "message": "invalid control",
-                              "details": validation_details(error, batch=False)}}
+            return error_envelope(InvalidInput.status, "invalid control", validation_details(error, batch=False))
         except DomainError as error:
-            return {"error": {"code": error.code, "message": error.message, "details": error.details}}
+            return error.envelope()

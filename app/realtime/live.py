@@ -8,6 +8,7 @@ from flask import request
 from flask_socketio import Namespace, emit, join_room, leave_room
 
 from app import wire
+from app.errors import InvalidInput, error_envelope
 from app.realtime.broadcaster import ALL_ROOM, Broadcaster, node_room
 from app.security import TokenSet
 from app.services.store import DataStore
@@ -16,6 +17,11 @@ logger = logging.getLogger(__name__)
 
 # Most nodes one subscribe call may name: bounds the rooms a client can join.
 MAX_SUBSCRIBED_NODES = 500
+
+
+def _refused(message: str, rule: str) -> dict:
+    """A (un)subscribe acknowledgement that refuses: `ok: false` and the error envelope."""
+    return {"ok": False, **error_envelope(InvalidInput.status, message, [{"field": "nodes", "message": rule}])}
 
 
 def token_from(auth) -> str | None:
@@ -60,7 +66,7 @@ class LiveNamespace(Namespace):
     def on_subscribe(self, data=None):
         nodes = _node_list(data)
         if nodes is None:
-            return {"ok": False, "error": f"expected {{\"nodes\": [node ids]}}, at most {MAX_SUBSCRIBED_NODES}"}
+            return _refused("expected {\"nodes\": [node ids]}", f"a list of at most {MAX_SUBSCRIBED_NODES} node ids")
         mine = self._subscriptions.setdefault(request.sid, set())
         for node in set(nodes) - mine:
             join_room(node_room(node))
@@ -73,7 +79,7 @@ class LiveNamespace(Namespace):
         mine = self._subscriptions.get(request.sid, set())
         nodes = _node_list(data) if data else list(mine)
         if nodes is None:
-            return {"ok": False, "error": "expected {\"nodes\": [node ids]} or nothing for all"}
+            return _refused("expected {\"nodes\": [node ids]} or nothing for all", "a list of node ids")
         for node in set(nodes) & mine:
             leave_room(node_room(node))
             self.broadcaster.subscribed(node, -1)

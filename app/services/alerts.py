@@ -36,17 +36,22 @@ from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsRe
 from app.errors import InvalidInput, NotFound
 from app.services.store import iso
 from app.services.ids import id_prefix
+from app.services.local_time import SECONDS_PER_DAY
 
 SEVERITIES = ("critical", "major", "minor", "warning")
 SEVERITY_RANK = {"warning": 1, "minor": 2, "major": 3, "critical": 4}
 ALARM_STATES = ("active_unacknowledged", "active_acknowledged",
                 "cleared_unacknowledged", "cleared_acknowledged")
+# What GET /api/alerts?state= filters on. active: the condition is present (the contract's
+# original meaning); open: everything an operator still has to see, cleared-but-unacknowledged
+# included; all: with the archive; or one alarm state, or shelved.
+STATE_FILTERS = ("active", "open", "all", "shelved", *ALARM_STATES)
 # Archived (cleared and acknowledged) alarms kept for `GET /api/alerts?state=all`.
 CLEARED_KEPT = 500
 # Shelving bounds: ISA-18.2 wants a shelf with a time limit; a shift is 8 h,
 # a day the longest an alarm may stay hidden without an operator renewing it.
 SHELVE_MIN_S = 1.0
-SHELVE_MAX_S = 24 * 3600.0
+SHELVE_MAX_S = SECONDS_PER_DAY
 # Audit entries kept on each alarm (who acknowledged, shelved, ...).
 EVENTS_KEPT = 50
 SYSTEM = "system"

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable
 
+from app.domain.events import DecisionMade, Event
 from app.errors import Conflict, NotFound
 from app.services.controls import ControlService
 from app.services.history import HistoryRepository
@@ -28,12 +29,12 @@ KEPT = 1000
 
 class DecisionBook:
     def __init__(self, store: DataStore, history: HistoryRepository, controls: ControlService,
-                 broadcast: Callable[[str, object], None], clock: Callable[[], float] = time.time,
+                 publish: Callable[[Event], None], clock: Callable[[], float] = time.time,
                  on_published: Callable[[dict], None] = lambda decision: None):
         self.store = store
         self.history = history
         self.controls = controls
-        self.broadcast = broadcast
+        self.publish_event = publish
         self.clock = clock
         self.on_published = on_published
         self._ids = itertools.count(1)
@@ -69,7 +70,7 @@ class DecisionBook:
         self._record(decision)
         for old in superseded:
             self._changed(old)
-        self.broadcast("decision", decision)
+        self.publish_event(DecisionMade(decision))
         if self.controls.mode == "auto":
             self._apply(decision, "engine", "engine")
         self.on_published(decision)
@@ -128,7 +129,7 @@ class DecisionBook:
 
     def _changed(self, decision: dict) -> None:
         self._record(decision)
-        self.broadcast("decision", decision)
+        self.publish_event(DecisionMade(decision))
 
     def _record(self, decision: dict) -> None:
         """Each state of a decision is a `decision` point: the audit trail."""

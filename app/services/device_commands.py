@@ -31,7 +31,7 @@ from typing import Callable, Protocol
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.commands import CommandPublisher
 from app.services.device_registry import DeviceRegistry
-from app.services.device_repository import Device, RegistryRepository
+from app.services.device_repository import OPEN_STATES, Device, RegistryRepository
 from app.services.store import iso
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ STATES = ("queued", "sent", "delivered", "successful", "failed", "timeout", "exp
 FINAL_STATES = frozenset({"successful", "failed", "timeout", "expired"})
 # Which states each answer of a device may move a command from.
 ANSWER_FROM = {"delivered": {"queued", "sent"},
-               "successful": {"queued", "sent", "delivered"},
-               "failed": {"queued", "sent", "delivered"}}
+               "successful": set(OPEN_STATES),
+               "failed": set(OPEN_STATES)}
 # How often timeouts and expiries are checked (s): the resolution of timeout_s.
 TICK_S = 0.25
 # How often a waiting HTTP poll looks for new commands (s).

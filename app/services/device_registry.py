@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from app.errors import Conflict, DomainError, InvalidInput, NotFound
+from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from app.services.broker_accounts import BrokerAccounts, NoBrokerAccounts
 from app.services.device_repository import Device, RegistryRepository
 from app.services.store import iso
@@ -36,11 +36,8 @@ MAX_ATTRIBUTES = 200
 MAX_ATTRIBUTE_CHARS = 256
 
 
-class SensorNotOwned(DomainError):
+class SensorNotOwned(Forbidden):
     """A credential tried to write a sensor that is not its own."""
-
-    status = 403
-    code = "forbidden"
 
 
 def token_digest(token: str) -> str:

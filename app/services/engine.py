@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Callable
 
+from app.domain.events import Event, PlanChanged
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakFinding
@@ -34,7 +35,7 @@ SUMMARY_ACTIONS = 2
 class DecisionEngine:
     def __init__(self, network: Network, store: DataStore, model: RoutingModel, inputs: PlanInputsBuilder,
                  narrator: Narrator, scheduler: ReplanScheduler, leaks: LeakWatch, book: DecisionBook,
-                 broadcast: Callable[[str, object], None], clock: Callable[[], float] = time.time):
+                 publish: Callable[[Event], None], clock: Callable[[], float] = time.time):
         self.network = network
         self.store = store
         self.model = model
@@ -43,7 +44,7 @@ class DecisionEngine:
         self.scheduler = scheduler
         self.leaks = leaks
         self.book = book
-        self.broadcast = broadcast
+        self.publish = publish
         self.clock = clock
         self.plan: RoutingPlan | None = None          # last good plan
         self.plan_inputs: RoutingInputs | None = None
@@ -51,7 +52,6 @@ class DecisionEngine:
         self.status = "pending"
         self.message = ""
         self.generated_at: float | None = None
-        self.solves = 0
         self.last_solve_ms: float | None = None
         scheduler.run_once = lambda why: self.run_once(why)
         leaks.on_change = self._on_leak
@@ -94,7 +94,6 @@ class DecisionEngine:
         except Exception as error:  # a solver failure must not lose the last good plan
             logger.exception("routing solve failed")
             plan = RoutingPlan("degraded", None, 0.0, {}, {}, {}, inputs.demand, {}, message=str(error))
-        self.solves += 1
         self.last_solve_ms = plan.solve_ms
         self.generated_at = self.clock()
         self.confidence = confidence
@@ -117,7 +116,7 @@ class DecisionEngine:
                                      self.message, 0.3, "the solver found no plan", topic="plan")
         view = self.view()
         self.store.routing = view
-        self.broadcast("routing_update", view)
+        self.publish(PlanChanged(view, self.plan))
         if decision is not None:
             self.book.publish(decision)
         return view

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from app.errors import InvalidInput
 from app.services.store import iso
 
+# Aggregates a query may ask for (`fn`); the rollups keep each of them.
 AGGREGATES = ("mean", "min", "max", "last", "count")
 # Most points one history query returns; the answer says when it was capped.
 # A week of 1-minute buckets (10,080) fits.
@@ -26,7 +27,8 @@ ROLLUPS = ("1m", "1h", "1d")
 AUTO_RESOLUTION = ((6 * 3600, "raw"), (7 * 86400, "1m"), (180 * 86400, "1h"))
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Seconds in each unit a duration may be written in (`90d`, `104w`, `-1h` ...).
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Times a query may name: within what an ISO timestamp can say (years 1 to 9999), with a
 # day's margin, so no bucket start or answer ever falls outside it.
 EARLIEST_TIME = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
@@ -68,7 +70,7 @@ def parse_retention(text: str) -> float | None:
 def parse_duration(text: str) -> float:
     match = _DURATION.match(text)
     try:
-        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else 0
+        seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)] if match else 0
         float(seconds)
     except (ValueError, OverflowError):       # more digits than an int or a float holds
         seconds = 0

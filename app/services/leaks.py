@@ -27,13 +27,13 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from app.services.local_time import local_hour
+from app.services.local_time import HOUR_S, local_hour
 
 # Readings are smoothed over this long (s), so one noisy reading is not a leak.
 SMOOTH_TAU_S = 20.0
 # Memory of a zone's share of the city's inflow and of its pressure curve (s).
-SHARE_TAU_S = 3 * 3600.0
-CURVE_TAU_S = 6 * 3600.0
+SHARE_TAU_S = 3 * HOUR_S
+CURVE_TAU_S = 6 * HOUR_S
 # Own-level baseline used when too few other zones report (s).
 OWN_BASELINE_TAU_S = 600.0
 # Paired flow and pressure readings a zone needs before it is judged at all.
@@ -319,7 +319,7 @@ class LeakDetector:
             state.last_mnf_excess = mnf / expected - 1
             finding = LeakFinding(zone, True, "night", state.last_mnf_excess, mnf - expected, mnf,
                                   expected, state.pressure or 0.0, state.unexplained,
-                                  (NIGHT_END_H - NIGHT_START_H) * 3600, mnf, state.last_mnf_excess)
+                                  (NIGHT_END_H - NIGHT_START_H) * HOUR_S, mnf, state.last_mnf_excess)
             if state.last_mnf_excess > self.night_excess_ratio:
                 if not state.suspected:
                     state.suspected, state.rule, state.finding = True, "night", finding

@@ -1,7 +1,7 @@
 """Periodic checks: silent sensors, and the network health broadcast.
 
 A registered sensor that has reported before and then stays silent for
-OFFLINE_INTERVALS of its reporting interval raises a `sensor_offline`
+MISSED_REPORTS of its reporting interval raises a `sensor_offline`
 alert, cleared by its next reading. The health view is recomputed each
 round and published as HealthChanged when it changes.
 """
@@ -13,12 +13,12 @@ from typing import Callable
 
 from app.domain.events import Event, HealthChanged
 from app.services.alerts import AlertBook
-from app.services.network import Network
+from app.services.network import MISSED_REPORTS, Network
 from app.services.store import DataStore
 
 logger = logging.getLogger(__name__)
 
-OFFLINE_INTERVALS = 3
+# How often the monitor looks for silent sensors and changed health.
 MONITOR_INTERVAL_S = 2.0
 
 
@@ -67,13 +67,13 @@ class Monitor:
             if received is None:
                 continue
             silent = now - received
-            if silent > OFFLINE_INTERVALS * sensor.interval_s and \
+            if silent > MISSED_REPORTS * sensor.interval_s and \
                     not self.alerts.is_open(sensor.id, "sensor_offline"):
                 self.alerts.raise_(
                     sensor.id, "sensor_offline", "warning",
                     f"Sensor {sensor.id} silent for {silent:.0f} s (reports every {sensor.interval_s:g} s)",
                     sensor_id=sensor.id, node_id=sensor.node, metric=sensor.metric,
-                    value=round(silent, 1), threshold=OFFLINE_INTERVALS * sensor.interval_s)
+                    value=round(silent, 1), threshold=MISSED_REPORTS * sensor.interval_s)
 
     def publish_health(self) -> None:
         health = self.health()

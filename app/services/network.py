@@ -17,6 +17,12 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 # When a sensor gives no reporting interval, how often it is expected to report.
 DEFAULT_INTERVAL_S = 10.0
+# A sensor that missed this many reports in a row is no longer live: the dashboard shows
+# it stale, the plan leaves its value out, and the monitor raises `sensor_offline`.
+MISSED_REPORTS = 3
+# Reservoirs are kept towards this fraction of their maximum volume: the plan's storage
+# target at the horizon's end, and what the simulator's refill aims at.
+TARGET_FILL = 0.6
 # Energy to lift 1 m3 by 1 m: rho * g / 3.6e6 J per kWh = 1000 * 9.81 / 3.6e6 kWh.
 KWH_PER_M3_PER_M = 0.002725
 # Wire-to-water efficiency of a pump given without one (large pump sets: 0.7-0.8).

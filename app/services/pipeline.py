@@ -98,7 +98,7 @@ class IngestPipeline:
             records = self._records(readings, now, provenance)
         except Exception:
             if count_rejected:
-                self.metrics.add(f"rejected.{source}", len(items))
+                self.metrics.rejected(source, len(items))
             raise
         # Validation runs in parallel; the stages with per-sensor state (cap,
         # quality windows, store, alert rules, broadcaster) take one batch at a
@@ -110,12 +110,12 @@ class IngestPipeline:
                     annotate(records)
             except Exception:
                 if count_rejected:
-                    self.metrics.add(f"rejected.{source}", len(items))
+                    self.metrics.rejected(source, len(items))
                 raise
             # History keeps every reading; analysis and viewers see the live values.
             live = self.store.put_many(records)
             self.publish(ReadingsAccepted(records, live, source))
-        self.metrics.add(f"ingested.{source}", len(records))
+        self.metrics.accepted(source, len(records))
         return records
 
     def ingest_messages(self, messages: list[list[Any]], source: str) -> dict[int, str]:

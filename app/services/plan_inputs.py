@@ -17,15 +17,13 @@ from app.services.alerts import AlertBook
 from app.services.controls import ControlService
 from app.services.forecast import DemandForecaster
 from app.services.leak_watch import LeakWatch
-from app.services.network import Network
+from app.services.network import MISSED_REPORTS, Network
 from app.services.routing import RoutingInputs
 from app.services.simulation import diurnal
-from app.services.local_time import is_weekend, local_hour
+from app.services.local_time import HOUR_S, is_weekend, local_hour
 from app.services.store import DataStore
 from app.services.tariff import Tariff
 
-# Readings older than this many reporting intervals are not live.
-FRESH_INTERVALS = 3
 # A source delivering less than this share of its planned output is in outage ...
 OUTAGE_SHARE = 0.5
 # ... once its plan asked for at least this much (MLD).
@@ -70,7 +68,7 @@ class PlanInputsBuilder:
                 demand[zone.id] = self.forecast(zone, now, now) or zone.demand
         steps = [dict(demand)]
         for k in range(1, horizon):
-            at = now + k * step_h * 3600
+            at = now + k * step_h * HOUR_S
             steps.append({zone.id: self.forecast(zone, at, now, live=demand[zone.id]) for zone in self.zones})
         held = {}
         for zone_id, (planned, _finding) in self.leaks.held_demand(now).items():
@@ -91,7 +89,7 @@ class PlanInputsBuilder:
             isolated=set(self.controls.isolated), excluded_sources=self.excluded_sources(),
             previous=dict(previous_flows), available=available, outages=outages, held=held,
             restrictions=self.restrictions(), start=now,
-            tariff=[self.tariff.rate(now + k * step_h * 3600, self.utc_offset_h) for k in range(horizon)])
+            tariff=[self.tariff.rate(now + k * step_h * HOUR_S, self.utc_offset_h) for k in range(horizon)])
         return inputs, self._confidence(live_zones, live_levels)
 
     # -- demand ------------------------------------------------------------------------
@@ -116,7 +114,7 @@ class PlanInputsBuilder:
             if sensor.id.endswith(("_in", "_out")):
                 continue
             record = self.store.latest(sensor.id)
-            if record and now - record["ts"] <= FRESH_INTERVALS * sensor.interval_s \
+            if record and now - record["ts"] <= MISSED_REPORTS * sensor.interval_s \
                     and record.get("quality", "good") == "good":
                 values.append(record["value"])
         return sum(values) / len(values) if values else None

@@ -32,7 +32,8 @@ import highspy
 import numpy as np
 from scipy import sparse
 
-from app.services.network import Network
+from app.services.local_time import HOUR_S
+from app.services.network import TARGET_FILL, Network
 
 # Length of one planning step (hours), unless the model is given another.
 PLAN_STEP_H = 1.0
@@ -48,7 +49,6 @@ PRIORITY_STEP = 10.0
 # Penalty (Rs per ML) for ending the horizon below target storage: above any
 # path cost, below any shortfall, so storage refills only from spare capacity.
 STORAGE_WEIGHT = 5e4
-TARGET_FILL = 0.6
 # A reserve above each reservoir's minimum (share of its range) that the plan dips into
 # only to avoid a shortfall, never to save energy: a hedge against forecast error.
 # Rs per ML below the reserve per step: above any tariff saving, far below any shortfall.
@@ -324,7 +324,7 @@ class RoutingModel:
         energy = (float(self.energy @ np.maximum(flows, 0.0)) + float(self.source_energy @ sources)) \
             * self.step_days * M3_PER_ML
         cost = energy * tariff + float(self.source_cost @ sources) * self.step_days
-        start = inputs.start + t * self.step_h * 3600 if inputs.start is not None else None
+        start = inputs.start + t * self.step_h * HOUR_S if inputs.start is not None else None
         return PlanStep(
             start=start, tariff=float(tariff),
             flows={link_id: _clean(flows[j]) for j, (link_id, _, _) in enumerate(self.ends)},

@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import get_args
 
 from app.errors import InvalidInput
-from app.services.network import Network
+from app.models import EventKind
+from app.services.local_time import HOUR_S, SECONDS_PER_DAY, is_weekend, local_hour
+from app.services.network import TARGET_FILL, Network
 
-EVENT_KINDS = ("leak", "contamination", "demand_surge", "pump_failure", "source_outage")
+EVENT_KINDS = get_args(EventKind)
 # Events ramp in and out over this long, so no reading jumps without cause.
 EVENT_RAMP_S = 30.0
 # Fraction of a zone's base demand lost per unit of leak magnitude.
@@ -26,13 +29,10 @@ LEAK_FRACTION = 0.10
 LEAK_PRESSURE_DROP_M = 5.0
 # Extra demand per unit of surge magnitude.
 SURGE_FRACTION = 0.30
-# Reservoirs are refilled towards this fraction of their maximum volume.
-TARGET_FILL = 0.6
 # Hours over which a reservoir's refill corrects its volume error.
 REFILL_HOURS = 6.0
 # Static pressure at zero flow, and the loss at full capacity, of a zone (m).
 ZONE_HEAD_M, ZONE_LOSS_M = 28.0, 12.0
-SECONDS_PER_DAY = 86_400.0
 FIRST_REPORT_S = 3.0
 
 
@@ -150,7 +150,7 @@ class NetworkSimulation:
         dt = max(0.0, t - self.t)
         self.t = t
         if self.events_per_hour and dt:
-            if self.rng.random() < self.events_per_hour * dt / 3600:
+            if self.rng.random() < self.events_per_hour * dt / HOUR_S:
                 kind = self.rng.choice(EVENT_KINDS)
                 self.trigger(kind, None, round(self.rng.uniform(0.5, 2.0), 2),
                              self.rng.uniform(300, 1800))
@@ -191,10 +191,8 @@ class NetworkSimulation:
         outlets from storage while they hold water.
         """
         net, rng = self.network, self.rng
-        moment = self.sim_time(self.t) + self.utc_offset_h * 3600
-        hour = (moment % SECONDS_PER_DAY) / 3600
-        weekend = int(moment // SECONDS_PER_DAY + 4) % 7 >= 5  # 1970-01-01 was a Thursday
-        profile = diurnal(hour, weekend)
+        moment = self.sim_time(self.t)
+        profile = diurnal(local_hour(moment, self.utc_offset_h), is_weekend(moment, self.utc_offset_h))
         capacity = {link.id: link.capacity * self._availability(link) for link in net.links.values()}
 
         want: dict[str, float] = {}

@@ -4,7 +4,6 @@ Nothing here holds state; each view reads the services it is given.
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from app.services.alerts import AlertBook
@@ -14,13 +13,11 @@ from app.services.engine import DecisionEngine
 from app.services.forecast import DemandForecaster
 from app.services.health import network_score
 from app.services.history import HistoryRepository
-from app.services.metrics import Metrics
-from app.services.network import Network
+from app.services.metrics import HISTORY_STATES, Metrics, readings_summary
+from app.services.network import MISSED_REPORTS, Network
 from app.services.store import DataStore
 from app.services.wqi import WqiStations
 
-# A registered sensor that misses this many reports in a row is shown as stale.
-STALE_INTERVALS = 3
 
 
 class LiveViews:
@@ -30,7 +27,6 @@ class LiveViews:
                  wqi_stations: WqiStations, *, stale_after_s: float, clock: Callable[[], float],
                  devices: Callable[[], dict] = dict,
                  mqtt_status: Callable[[], dict] = lambda: {"state": "disabled"},
-                 tick_lateness_ms: Callable[[], float | None] = lambda: None,
                  sources=None, cluster=None):
         self.network = network
         self.store = store
@@ -46,16 +42,13 @@ class LiveViews:
         self.clock = clock
         self.devices = devices
         self.mqtt_status = mqtt_status
-        self.tick_lateness_ms = tick_lateness_ms
         # app.adapters.sources.scheduler.SourceScheduler, when external sources run.
         self.sources = sources
         # A ClusterNode when REDIS_URL is set.
         self.cluster = cluster
-        # Uptime is the process's, on the monotonic clock (not the simulated one).
-        self.started_at = time.monotonic()
 
     def stale_after(self, record: dict) -> float:
-        """Registered sensors are stale after missing STALE_INTERVALS reports.
+        """Registered sensors are stale after missing MISSED_REPORTS reports.
 
         An external source's readings are stale after it missed as many fetches.
         """
@@ -63,9 +56,9 @@ class LiveViews:
         if source != "sensor" and self.sources is not None:
             every = self.sources.interval_of(source)
             if every:
-                return max(self.stale_after_s, STALE_INTERVALS * every)
+                return max(self.stale_after_s, MISSED_REPORTS * every)
         interval = self.network.interval(record["sensor_id"])
-        return STALE_INTERVALS * interval if interval else self.stale_after_s
+        return MISSED_REPORTS * interval if interval else self.stale_after_s
 
     def network_view(self) -> dict:
         view = self.network.to_api(self.controls.link_status(), self.controls.link_settings())
@@ -136,6 +129,10 @@ class LiveViews:
             return self.store.routing
         return self.engine.view()
 
+    def plan_view(self) -> dict:
+        """The receding-horizon plan, every step (/api/routing is its first)."""
+        return self.engine.plan_view()
+
     def readiness(self) -> tuple[bool, list[str]]:
         """Ready once started and, in a cluster, once live state is rebuilt."""
         if self.cluster is None:
@@ -143,16 +140,41 @@ class LiveViews:
         return self.cluster.ready, self.cluster.waiting_for()
 
     def status(self) -> dict:
+        """Server metrics, made from one collection of the app's registry (what /metrics shows)."""
+        samples = self.metrics.read()
+        history = self.history.status()
+        for state in HISTORY_STATES:
+            if state in history:
+                history[state] = _count(samples.value("bhs_history_points", state=state))
+        if "rejected" in history:
+            history["rejected"] = {reason: _count(total) for reason, total in
+                                   samples.by("history_points_rejected_total", "reason").items()}
+        mqtt = self.mqtt_status()
+        if mqtt.get("state") != "disabled":
+            mqtt.update(messages_in=_count(samples.value("bhs_mqtt_messages_total")),
+                        messages_per_second=samples.value("bhs_mqtt_messages_per_second"),
+                        rejected=_count(samples.value("bhs_readings_total", outcome="rejected", source="mqtt")),
+                        commands_out=_count(samples.value("bhs_mqtt_commands_total")))
+        solve_s = samples.value("bhs_routing_solve_seconds", None)
         return {
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "clients": self.store.clients,
-            "sensors": self.store.sensor_count(),
-            "readings": {"ingested": self.metrics.summary("ingested"),
-                         "rejected": self.metrics.summary("rejected")},
-            "broadcast": {"frames": self.metrics.counter("frames").total,
-                          "tick_late_ms": self.tick_lateness_ms()},
-            "decisions": {"solves": self.engine.solves, "last_solve_ms": self.engine.last_solve_ms,
+            # Uptime is the process's, on the monotonic clock (not the simulated one).
+            "uptime_s": round(samples.value("bhs_uptime_seconds"), 1),
+            "clients": _count(samples.value("bhs_live_clients")),
+            "sensors": _count(samples.value("bhs_sensors")),
+            "readings": {"ingested": readings_summary(samples, self.metrics, "ingested"),
+                         "rejected": readings_summary(samples, self.metrics, "rejected")},
+            "broadcast": {"frames": _count(samples.value("bhs_broadcast_frames_total")),
+                          "tick_late_ms": {quantile: None if late is None else round(1000 * late, 2)
+                                           for quantile, late in
+                                           samples.by("bhs_broadcast_tick_late_seconds", "quantile").items()}},
+            "decisions": {"solves": _count(samples.value("bhs_routing_solves_total")),
+                          "last_solve_ms": None if solve_s is None else round(1000 * solve_s, 3),
                           "status": self.engine.status, "mode": self.controls.mode},
-            "history": self.history.status(),
-            "mqtt": self.mqtt_status(),
+            "history": history,
+            "mqtt": mqtt,
         }
+
+
+def _count(value: float | None) -> int | float | None:
+    """A sample as JSON shows a count: 3, not 3.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value

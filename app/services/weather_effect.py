@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import threading
 
+from app.services.local_time import HOUR_S
+
 # Temperature the effect is measured from (°C): a mild Bengaluru hour.
 T_REF_C = 25.0
 # RLS forgetting factor: about a month of 15-minute slots in memory.
@@ -22,7 +24,6 @@ PRIOR_VARIANCE = 100.0
 MIN_FACTOR, MAX_FACTOR = 0.5, 2.0
 # Slots learned before the effect is applied.
 MIN_SLOTS = 96
-HOUR_S = 3600
 
 
 class _Rls:

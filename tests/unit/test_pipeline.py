@@ -48,7 +48,7 @@ def test_bad_batch_stores_nothing_and_counts_rejects(parts):
         pipeline.ingest([{"sensor_id": "a", "value": 1}, {"sensor_id": "b"}], "mqtt")
     assert caught.value.details == [{"field": "value", "message": "Field required", "index": 1}]
     assert store.sensor_count() == 0 and sent == [] and history.written == 0
-    assert pipeline.metrics.counter("rejected.mqtt").total == 2
+    assert pipeline.metrics.total("rejected", "mqtt") == 2
 
 
 def test_sensor_cap_refuses_whole_batch(parts):

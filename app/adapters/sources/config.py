@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 # Shortest fetch interval accepted: tests run sources every few seconds.
 MIN_INTERVAL_S = 5
+# The bands a STAC source reads, in the order they are read.
+Band = Literal["red", "green", "nir", "rededge"]
+BANDS = get_args(Band)
 # Node ids become part of sensor ids (`<node>.<metric>`), so they keep to that alphabet.
 NODE_ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,48}$")]
 METRIC = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
@@ -115,7 +118,7 @@ class StacSource(SourceConfig):
     water_bodies: dict[NODE_ID, Ring] = Field(min_length=1)
     # Additions: the asset keys of the bands (Earth Search names by default) and
     # the scenes read per fetch, newest first.
-    bands: dict[Literal["green", "red", "rededge", "nir"], str] = {
+    bands: dict[Band, str] = {
         "green": "green", "red": "red", "rededge": "rededge1", "nir": "nir"}
     max_scenes: Annotated[int, Field(ge=1, le=50)] = 5
 

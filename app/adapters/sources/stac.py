@@ -23,7 +23,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from app.adapters.sources.base import FetchResult, Observation
-from app.adapters.sources.config import StacSource
+from app.adapters.sources.config import BANDS, StacSource
 from app.adapters.sources.http import FetchFailed, SourceHttp
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def water_indices(hrefs: dict[str, str], scales: dict[str, tuple[float, float]],
     shape = transform = None
     try:
         with rasterio.Env(**options):
-            for band in ("red", "green", "nir", "rededge"):
+            for band in BANDS:
                 if band not in hrefs:
                     continue
                 with rasterio.open(hrefs[band]) as src:
