@@ -104,8 +104,10 @@ export function applyCommandUpdate(command) {
 
 export async function control(action, target, value, label) {
   if (!token()) { show("Enter the operator token first.", false); $("token").focus(); return null; }
-  if (needsConfirmation(action, value)) show(`${label || action}: working out its consequence from the plan…`, true);
+  const asks = needsConfirmation(action, value);
+  if (asks) show(`${label || action}: working out its consequence from the plan…`, true);
   const consequence = await consequenceOf(action, target, value, token());
+  if (asks) show("", true);
   if (consequence?.refused) { show(consequence.refused, false); return null; }
   if (consequence && !(await confirmWith(consequence))) { show(`${label || action}: cancelled.`, false); return null; }
   const data = await call("/api/control", { action, target, value, reason: "from the dashboard" });
