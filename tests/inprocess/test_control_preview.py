@@ -102,7 +102,7 @@ def test_without_a_plan_of_its_own_the_server_solves_both_from_live_data(client,
     assert preview["sentence"].startswith(f"Isolating Cauvery WSS Stage IV cuts {cwss4['planned']:.0f} MLD")
     auto = client.post(PREVIEW, json={"action": "set_mode", "value": "auto"}, headers=OPERATOR_HEADERS)
     assert auto.status_code == 200 and "auto mode" in auto.json["preview"]["sentence"]
-    assert bhs.engine.plan is None and bhs.engine.solves == 0     # still no plan of its own
+    assert bhs.engine.plan is None and client.get("/api/status").json["decisions"]["solves"] == 0     # still no plan of its own
 
 
 def test_the_preview_is_in_the_openapi_document(client):
