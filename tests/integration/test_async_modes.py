@@ -104,6 +104,34 @@ def test_concurrent_senders_lose_no_reading_and_no_count(mode_server, live):
                                      for r in live.readings()) for t in range(SENDERS)))
 
 
+def test_previews_solved_off_the_loop_answer_together_and_change_nothing(mode_server):
+    """A control's preview solves on an OS thread where the mode has one (eventlet's tpool,
+    gevent's threadpool), one at a time: concurrent previews and reads all answer, alike."""
+    url, body = mode_server.url, {"action": "isolate", "target": "SRC_CWSS_4"}
+    answers, failures = [], []
+
+    def preview():
+        for _ in range(3):
+            reply = requests.post(url + "/api/control/preview", json=body, headers=AUTH, timeout=60)
+            (answers if reply.status_code == 200 else failures).append(reply.json())
+
+    def read():
+        for _ in range(10):
+            reply = requests.get(url + "/api/health", timeout=30)
+            if reply.status_code != 200:
+                failures.append(reply.text)
+
+    threads = [threading.Thread(target=preview) for _ in range(3)] + [threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(answers) == 9
+    assert all(a["preview"]["sentence"].startswith("Isolating Cauvery WSS Stage IV cuts ") for a in answers)
+    controls = requests.get(url + "/api/controls", headers=AUTH, timeout=10).json()["controls"]
+    assert not any(c["action"] == "isolate" and c["target"] == "SRC_CWSS_4" for c in controls)
+
+
 def test_mqtt_in_and_commands_out(mode_server, live, broker):
     received = []
     device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{mode_server.mode}")
