@@ -69,7 +69,7 @@ class WhatIf:
         # or before the first plan): both plans are then solved here.
         self.live_inputs = live_inputs
         self._model: RoutingModel | None = None
-        self._baseline: tuple[tuple, RoutingPlan] | None = None
+        self._baseline: tuple[RoutingPlan, tuple, RoutingPlan] | None = None
         # One solve at a time: a HiGHS instance is not safe to share between threads.
         self._lock = threading.Lock()
 
@@ -180,10 +180,12 @@ class WhatIf:
         elif same_model and _bounds(current) == _bounds(inputs):
             baseline = plan
         else:
-            key = (id(plan), _bounds(current), model.horizon)
-            if self._baseline is None or self._baseline[0] != key:
-                self._baseline = (key, model.solve(current))
-            baseline = self._baseline[1]
+            # Kept per plan object (held, so its id cannot be reused) and operator settings.
+            key = (_bounds(current), model.horizon)
+            cached = self._baseline
+            if cached is None or cached[0] is not plan or cached[1] != key:
+                cached = self._baseline = (plan, key, model.solve(current))
+            baseline = cached[2]
         return baseline, model.solve(proposed), model
 
     # -- comparing ---------------------------------------------------------------------------

@@ -217,3 +217,15 @@ def test_without_a_plan_the_consequence_is_not_estimated(bundled):
     preview = rig.preview("isolate", "SRC_CWSS_4")
     assert preview["status"] == "no_plan" and preview["feasible"] is None
     assert "could not be estimated" in preview["sentence"]
+
+
+def test_the_one_step_baseline_follows_a_new_plan(bundled):
+    """The one-step re-solve of the plan in force is kept per plan: a new plan is re-solved."""
+    rig = Rig(bundled, horizon=HORIZON, what_if_horizon=1)
+    first = rig.preview("isolate", "SRC_CWSS_4")["totals"]
+    assert first["supplied_planned"] == pytest.approx(bundled.total_demand() - first["shortfall_planned"], abs=0.5)
+    rig.demand_factor = 1.2
+    rig.replan()
+    second = rig.preview("isolate", "SRC_CWSS_4")["totals"]
+    assert second["supplied_planned"] + second["shortfall_planned"] == pytest.approx(1.2 * bundled.total_demand(),
+                                                                                      abs=0.5)
