@@ -5,19 +5,25 @@ into a global. The result is a small typed container (`Services`) that the
 application factory hands to the blueprints and Socket.IO namespaces, and
 whose `start()`/`stop()` bracket the background tasks. Tests build the same
 graph, with fakes where a unit test wants them, by calling `bootstrap()`.
+
+Time comes from one clock (app/domain/clock.py), made here and handed to
+every service that reads it: the wall clock, or at SIMULATOR_SPEED > 1 the
+simulated one, so a simulated day passes in minutes for all of them at once.
+Devices and the cluster's leases keep the wall clock (`real`): they talk to
+other processes in real seconds.
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from app.adapters.network_files import load_network
 from app.bus import MessageBus
 from app.config import Settings
+from app.domain.clock import Clock, SystemClock, clock_for
 from app.domain.events import CommandStateChanged, DeviceChanged, DeviceReturned, ForecastUpdated
 from app.handlers import handlers_for
 from app.logs import LogRing
@@ -47,7 +53,7 @@ from app.services.monitor import Monitor
 from app.services.network import Network
 from app.services.pipeline import IngestPipeline
 from app.services.simulation import NetworkSimulation
-from app.services.simulator import Simulator
+from app.services.simulator import TICK_S, Simulator
 from app.services.store import DataStore
 from app.services.thresholds import ThresholdMonitor
 from app.services.views import LiveViews
@@ -76,7 +82,7 @@ OPERATOR_TOKEN_FILE = "operator_token"
 class Services:
     """Everything one app runs on. Built only by `bootstrap()`."""
     settings: Settings
-    clock: Callable[[], float]
+    clock: Clock
     bus: MessageBus
     prometheus: CollectorRegistry
     tokens: Credentials
@@ -253,8 +259,14 @@ def build_cluster(settings: Settings, *, network: Network, store: DataStore,
 
 
 def build_devices(settings: Settings, network: Network, pipeline: IngestPipeline, mqtt_link,
-                  publish, spawn, sleep, clock):
-    """The device registry, its commands and key-value telemetry, wired to MQTT when there is a broker."""
+                  publish, spawn, sleep, clock: Clock):
+    """The device registry, its commands and key-value telemetry, wired to MQTT when there is a broker.
+
+    A device answers, polls and goes quiet in real seconds, so the registry's
+    offline timer and the commands' timeouts and long-polls run on the wall
+    clock; telemetry is stamped and checked on the product's `clock`.
+    """
+    real = SystemClock()
     from app.adapters.sqlite_registry import SqliteRegistry
     from app.services.device_commands import CommandBook
     from app.services.device_registry import DeviceRegistry
@@ -268,9 +280,9 @@ def build_devices(settings: Settings, network: Network, pipeline: IngestPipeline
     registry = DeviceRegistry(repository, network, default_timeout_s=settings.command_timeout_s,
                               offline_after_s=settings.device_offline_after_s,
                               on_change=lambda view: publish(DeviceChanged(view)),
-                              spawn=spawn, sleep=sleep)
+                              clock=real, spawn=spawn, sleep=sleep)
     book = CommandBook(repository, registry, on_change=lambda command: publish(CommandStateChanged(command)),
-                       expiry_s=settings.command_expiry_s, spawn=spawn, sleep=sleep)
+                       expiry_s=settings.command_expiry_s, clock=real, spawn=spawn, sleep=sleep)
     registry.on_back = lambda device_id: publish(DeviceReturned(device_id))
     telemetry = TelemetryService(registry, pipeline.ingest, clock, settings.max_clock_skew_s)
     if mqtt_link is not None:
@@ -298,7 +310,7 @@ def build_engine(settings: Settings, network: Network, store: DataStore, control
     leaks = LeakWatch(network, alerts, LeakDetector(
         zones, settings.leak_excess_ratio, settings.leak_pressure_drop_ratio,
         settings.leak_night_excess_ratio, settings.local_utc_offset_h))
-    scheduler = ReplanScheduler(network, lambda why: None, spawn, sleep,
+    scheduler = ReplanScheduler(network, lambda why: None, spawn, sleep, clock=clock,
                                 interval_s=settings.routing_interval_s, debounce_s=settings.routing_debounce_s,
                                 demand_trigger=settings.routing_demand_trigger)
     horizon = horizon_within(network, settings.plan_horizon_h, settings.plan_max_columns)
@@ -347,16 +359,22 @@ def build_credentials(settings: Settings) -> Credentials:
     return Credentials(devices, operators, Settings.split(settings.viewer_tokens), admins)
 
 
-def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time.time,
+def bootstrap(settings: Settings, socketio, *, clock: Clock | None = None,
               history: HistoryRepository | None = None) -> Services:
-    """Build the whole service graph; `history` may be given (a fake in a test)."""
+    """Build the whole service graph; `clock` and `history` may be given (fakes in a test).
+
+    Without a `clock`, SIMULATOR_SPEED picks it (app.domain.clock.clock_for).
+    """
     spawn, sleep = socketio.start_background_task, socketio.sleep
+    clock = clock or clock_for(settings.simulator_speed)
     prometheus = CollectorRegistry(auto_describe=False)
     bus = MessageBus(prometheus)
     publish = bus.publish
 
     # Adapters.
     network = load_network(settings.network_file)
+    if clock.rate > 1:   # a time-lapse: each sensor reports at most once a simulator tick
+        network.report_at_most_every(clock.rate * TICK_S)
     # The alert book is built after history; these look it up when called.
     history = history or build_history(
         settings, spawn, sleep, on_failing=lambda detail: raise_history_alert(alerts, detail),
@@ -373,8 +391,9 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
         deadband=network.deadband,
         on_frame=lambda size: metrics.frame(),
         leading_edge=settings.broadcast_leading_edge)
+    # The alert book schedules in clock seconds (shelf expiry); the task sleeps the real wait.
     alerts = AlertBook(publish, clock=clock,
-                       schedule=lambda delay, run: spawn(lambda: (sleep(delay), run())))
+                       schedule=lambda delay, run: spawn(lambda: (sleep(clock.real_seconds(delay)), run())))
     pipeline = IngestPipeline(store, publish, metrics, registry=network,
                               annotators=[DataQuality().annotate], clock=clock,
                               max_clock_skew_s=settings.max_clock_skew_s)
@@ -407,7 +426,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
     demo_reset.register("alerts", alerts.reset)
     demo_reset.register("decisions", lambda _: store.clear_decisions())
     controls.reset_demo = demo_reset.run
-    thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s, clock=clock)
+    thresholds = ThresholdMonitor(network, alerts, settings.alert_clear_after_s)
     sensor_index = SensorIndex({(s.node, s.metric): s.id for s in network.sensors.values()})
     wqi_stations = WqiStations()
     sources = build_sources(settings, pipeline, sensor_index, spawn,
@@ -423,7 +442,7 @@ def bootstrap(settings: Settings, socketio, *, clock: Callable[[], float] = time
     simulator = None
     if network.sensors:
         simulation = NetworkSimulation(network, seed=settings.simulator_seed or 0,
-                                       start=clock(), speed=settings.simulator_speed,
+                                       start=clock(),
                                        events_per_hour=settings.simulator_events_per_hour,
                                        utc_offset_h=settings.local_utc_offset_h)
         simulator = Simulator(simulation, lambda items: pipeline.ingest(items, "simulator"),

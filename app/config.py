@@ -122,8 +122,9 @@ class Settings(BaseSettings):
     network_file: Path = BUNDLED_NETWORK
     simulator: Literal["on", "off"] | None = None
     simulator_seed: int | None = None
-    # Simulated seconds per real second; 1 is real time.
-    simulator_speed: float = 1.0
+    # Simulated seconds per real second; 1 is real time. Above 1 the whole
+    # product runs on the simulated clock (app/domain/clock.py), not only the simulator.
+    simulator_speed: float = Field(1.0, gt=0)
     # Random events (leaks, surges ...) per simulated hour; 0 for none.
     simulator_events_per_hour: float = 0.25
 

@@ -83,7 +83,7 @@ def simulate(days: int, seed: int, network: Network, settings: Settings, verbose
     rng = random.Random(seed)
     zones = [z.id for z in network.of_kind("zone")]
     leaks, moves = schedule(rng, zones, days)
-    sim = NetworkSimulation(network, seed=seed, start=START, speed=1.0,
+    sim = NetworkSimulation(network, seed=seed, start=START,
                             utc_offset_h=settings.local_utc_offset_h)
     detector = LeakDetector(zones, settings.leak_excess_ratio, settings.leak_pressure_drop_ratio,
                             settings.leak_night_excess_ratio, settings.local_utc_offset_h)

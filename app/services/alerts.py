@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated,
                                Event)
 from app.errors import InvalidInput, NotFound
@@ -70,7 +70,7 @@ def alarm_state(alarm: dict) -> str:
 
 
 class AlertBook:
-    def __init__(self, publish: Callable[[Event], None], clock: Callable[[], float] = time.time,
+    def __init__(self, publish: Callable[[Event], None], clock: Clock,
                  schedule: Callable[[float, Callable[[], None]], None] | None = None):
         self.publish = publish
         self.clock = clock

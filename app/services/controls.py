@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.domain.events import ControlAdopted, ControlApplied, Event
 from app.errors import InvalidInput, NotFound
 from app.models import CONTROL_VALUES, ControlRequest
@@ -40,7 +40,7 @@ def _bad(field: str, message: str) -> InvalidInput:
 
 class ControlService:
     def __init__(self, network: Network, alerts: AlertBook, publish: Callable[[Event], None],
-                 mode: str = "manual", clock: Callable[[], float] = time.time):
+                 clock: Clock, mode: str = "manual"):
         self.network = network
         self.alerts = alerts
         self.publish = publish

@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 import threading
-import time
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.domain.events import DecisionMade, Event
 from app.errors import Conflict, NotFound
 from app.services.controls import ControlService
@@ -29,7 +29,7 @@ KEPT = 1000
 
 class DecisionBook:
     def __init__(self, store: DataStore, history: HistoryRepository, controls: ControlService,
-                 publish: Callable[[Event], None], clock: Callable[[], float] = time.time,
+                 publish: Callable[[Event], None], clock: Clock,
                  on_published: Callable[[dict], None] = lambda decision: None):
         self.store = store
         self.history = history

@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
+from app.domain.clock import Clock
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.commands import CommandPublisher
 from app.services.device_registry import DeviceRegistry
@@ -73,7 +74,7 @@ def public(command: dict) -> dict:
 class CommandBook:
     def __init__(self, repository: RegistryRepository, registry: DeviceRegistry,
                  on_change: Callable[[dict], None] = lambda command: None,
-                 expiry_s: float = 86_400.0, clock: Callable[[], float] = time.time,
+                 expiry_s: float = 86_400.0, *, clock: Clock,
                  spawn: Callable | None = None, sleep: Callable[[float], None] = time.sleep):
         self.repository = repository
         self.registry = registry

@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable
 
+from app.domain.clock import Clock
 from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from app.services.broker_accounts import BrokerAccounts, NoBrokerAccounts
 from app.services.device_repository import Device, RegistryRepository
@@ -52,8 +53,8 @@ class DeviceRegistry:
     def __init__(self, repository: RegistryRepository, network=None,
                  accounts: BrokerAccounts | None = None,
                  default_timeout_s: float = 30.0, offline_after_s: float = 120.0,
-                 on_change: Callable[[dict], None] = lambda view: None,
-                 clock: Callable[[], float] = time.time,
+                 on_change: Callable[[dict], None] = lambda view: None, *,
+                 clock: Clock,
                  spawn: Callable | None = None, sleep: Callable[[float], None] = time.sleep):
         self.repository = repository
         self.network = network

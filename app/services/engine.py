@@ -10,9 +10,9 @@ and publishes at most one decision, with all its actions, to the DecisionBook.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.domain.events import Event, PlanChanged
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
@@ -35,7 +35,7 @@ SUMMARY_ACTIONS = 2
 class DecisionEngine:
     def __init__(self, network: Network, store: DataStore, model: RoutingModel, inputs: PlanInputsBuilder,
                  narrator: Narrator, scheduler: ReplanScheduler, leaks: LeakWatch, book: DecisionBook,
-                 publish: Callable[[Event], None], clock: Callable[[], float] = time.time):
+                 publish: Callable[[Event], None], clock: Clock):
         self.network = network
         self.store = store
         self.model = model

@@ -134,7 +134,7 @@ class ZoneForecast:
 
 class DemandForecaster:
     def __init__(self, zones: list[str], flow_sensors: dict[str, str] | None = None,
-                 on_update=lambda view: None, clock=None, base_demand: dict[str, float] | None = None,
+                 on_update=lambda view: None, base_demand: dict[str, float] | None = None,
                  weather=None, utc_offset_h: float = 0.0):
         """`weather`: an app.services.weather_effect.WeatherEffect, or None for no covariates."""
         self.zones = {zone: ZoneForecast() for zone in zones}
@@ -147,7 +147,6 @@ class DemandForecaster:
                 state.weather_learn = lambda ts, actual, base, zone=zone: weather.learn(zone, ts, actual, base)
         self.flow_sensors = flow_sensors or {}   # sensor id -> zone it meters
         self.on_update = on_update
-        self.clock = clock
 
     def observe_records(self, records: list[dict]) -> None:
         """Pipeline hook: zone inflow readings feed the forecast."""

@@ -8,9 +8,9 @@ round and published as HealthChanged when it changes.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.domain.events import Event, HealthChanged
 from app.services.alerts import AlertBook
 from app.services.network import MISSED_REPORTS, Network
@@ -26,7 +26,7 @@ class Monitor:
     def __init__(self, network: Network, store: DataStore, alerts: AlertBook,
                  health: Callable[[], dict], publish: Callable[[Event], None],
                  spawn: Callable, sleep: Callable[[float], None],
-                 clock: Callable[[], float] = time.time):
+                 clock: Clock):
         self.network = network
         self.store = store
         self.alerts = alerts

@@ -135,6 +135,17 @@ class Network:
             for s in spec.sensors
         }
 
+    def report_at_most_every(self, seconds: float) -> None:
+        """Raise every sensor's reporting interval to at least `seconds`.
+
+        Under a simulated clock the simulator reports each sensor at most once
+        a tick, SIMULATOR_SPEED simulated seconds apart; freshness, staleness
+        and offline checks count missed reports of that interval, not of one
+        the time-lapse cannot keep.
+        """
+        for sensor in self.sensors.values():
+            sensor.interval_s = max(sensor.interval_s, seconds)
+
     # -- loading -------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict, source: str = "network") -> "Network":

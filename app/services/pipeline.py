@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from app.domain.clock import Clock
 from app.domain.events import Event, ReadingsAccepted
 from app.errors import DomainError, InvalidInput
 from app.models import MAX_FUTURE_S, Reading
@@ -60,8 +60,8 @@ def validation_details(error: ValidationError, batch: bool) -> list[dict]:
 class IngestPipeline:
     def __init__(self, store: DataStore, publish: Callable[[Event], None], metrics: Metrics,
                  registry: SensorDefaults | None = None,
-                 annotators: list[Callable[[list[dict]], None]] = (),
-                 clock: Callable[[], float] = time.time, max_clock_skew_s: float = MAX_FUTURE_S):
+                 annotators: list[Callable[[list[dict]], None]] = (), *,
+                 clock: Clock, max_clock_skew_s: float = MAX_FUTURE_S):
         self.store = store
         self.max_clock_skew_s = max_clock_skew_s   # readings further ahead are refused
         self.publish = publish

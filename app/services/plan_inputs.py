@@ -11,8 +11,8 @@ and how well the forecast has done lately.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
+from app.domain.clock import Clock
 from app.services.alerts import AlertBook
 from app.services.controls import ControlService
 from app.services.forecast import DemandForecaster
@@ -43,7 +43,7 @@ class Confidence:
 class PlanInputsBuilder:
     def __init__(self, network: Network, store: DataStore, controls: ControlService, alerts: AlertBook,
                  leaks: LeakWatch, forecaster: DemandForecaster | None, tariff: Tariff,
-                 utc_offset_h: float, clock: Callable[[], float]):
+                 utc_offset_h: float, clock: Clock):
         self.network = network
         self.store = store
         self.controls = controls

@@ -1,5 +1,10 @@
 """When to re-plan: on significant change (debounced), and at least every `interval_s`.
 
+`interval_s` is clock time: under a simulated clock the plan is renewed as
+often in simulated hours as in real time, down to TIME_LAPSE_MIN_WAIT_S of
+real time between periodic runs (a 300x clock would otherwise re-plan ten
+times a second). The debounce is real time: it lets a burst of requests settle.
+
 Ingest only ever flags that a re-plan is wanted, with the reason in words
 (the reasons become the decision's trigger). The planning itself runs in one
 background task, never on the ingest path.
@@ -10,22 +15,27 @@ import logging
 import threading
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.services.network import Network
 
 logger = logging.getLogger(__name__)
 
 # Reservoir level change (percentage points) that triggers a re-plan.
 LEVEL_TRIGGER_POINTS = 5.0
+# Under a fast clock, the shortest real wait between periodic re-plans (s), or
+# `interval_s` if that is shorter: the solver's CPU is real.
+TIME_LAPSE_MIN_WAIT_S = 5.0
 
 
 class ReplanScheduler:
     def __init__(self, network: Network, run_once: Callable[[list[str]], object], spawn: Callable,
-                 sleep: Callable[[float], None], *, interval_s: float, debounce_s: float,
+                 sleep: Callable[[float], None], *, clock: Clock, interval_s: float, debounce_s: float,
                  demand_trigger: float):
         self.network = network
         self.run_once = run_once
         self.spawn = spawn
         self.sleep = sleep
+        self.clock = clock
         self.interval_s = interval_s
         self.debounce_s = debounce_s
         self.demand_trigger = demand_trigger
@@ -72,6 +82,10 @@ class ReplanScheduler:
                 self.request(f"reservoir {node.name} moved from {before:.0f}% to {value:.0f}%")
 
     # -- the background task -----------------------------------------------------------
+    def periodic_wait_s(self) -> float:
+        """Real seconds between periodic re-plans: `interval_s` of clock time, bounded below."""
+        return max(self.clock.real_seconds(self.interval_s), min(self.interval_s, TIME_LAPSE_MIN_WAIT_S))
+
     def start(self) -> None:
         self._running = True
         self.request("start-up")
@@ -83,7 +97,7 @@ class ReplanScheduler:
 
     def _run(self) -> None:
         while self._running:
-            woke = self._wake.wait(timeout=self.interval_s)
+            woke = self._wake.wait(timeout=self.periodic_wait_s())
             if not self._running:
                 break
             if woke:

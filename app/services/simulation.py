@@ -1,9 +1,10 @@
 """A deterministic model of the network's hydraulics and water quality.
 
 It is the simulator's physics, kept free of I/O and clocks so that a seeded
-run is reproducible: `step(t)` advances to time `t` (epoch seconds) and
-returns the readings of every sensor due by then. The model is simple on
-purpose (mass balance, not hydraulics): zone demand follows a diurnal
+run is reproducible: `step(t)` advances to time `t` (epoch seconds of the
+product's clock, the simulated one of app/domain/clock.py when
+SIMULATOR_SPEED > 1) and returns the readings of every sensor due by then.
+The model is simple on purpose (mass balance, not hydraulics): zone demand follows a diurnal
 profile with noise, reservoirs integrate inflow minus outflow, pressures fall
 as flow rises, and quality wanders near its normal range. Events change it
 gradually, ramping in over EVENT_RAMP_S.
@@ -77,7 +78,6 @@ class NetworkSimulation:
     network: Network
     seed: int = 0
     start: float = 0.0
-    speed: float = 1.0
     events_per_hour: float = 0.0
     # Local time's offset from UTC (hours): demand follows the local day.
     utc_offset_h: float = 0.0
@@ -141,12 +141,8 @@ class NetworkSimulation:
                                f"'{target}' is not a valid target for {kind}"}])
 
     # -- time --------------------------------------------------------------------
-    def sim_time(self, t: float) -> float:
-        """Model time: runs `speed` times faster than the wall clock from start."""
-        return self.start + (t - self.start) * self.speed
-
     def step(self, t: float) -> list[dict]:
-        """Advance to wall time `t`; return readings `[{"sensor_id", "value"}]` now due."""
+        """Advance to time `t`; return readings `[{"sensor_id", "value"}]` now due."""
         dt = max(0.0, t - self.t)
         self.t = t
         if self.events_per_hour and dt:
@@ -155,7 +151,7 @@ class NetworkSimulation:
                 self.trigger(kind, None, round(self.rng.uniform(0.5, 2.0), 2),
                              self.rng.uniform(300, 1800))
         self.events = [e for e in self.events if e.end + EVENT_RAMP_S >= t]
-        self._solve(dt * self.speed)
+        self._solve(dt)
         readings = []
         for sensor_id, due in self.due.items():
             if due <= t:
@@ -191,7 +187,7 @@ class NetworkSimulation:
         outlets from storage while they hold water.
         """
         net, rng = self.network, self.rng
-        moment = self.sim_time(self.t)
+        moment = self.t
         profile = diurnal(local_hour(moment, self.utc_offset_h), is_weekend(moment, self.utc_offset_h))
         capacity = {link.id: link.capacity * self._availability(link) for link in net.links.values()}
 

@@ -1,27 +1,30 @@
 """The simulator service: runs the network simulation as a background task.
 
-Every tick it advances the model to the current time and feeds the readings
+Every tick it advances the model to the clock's time and feeds the readings
 that are due through the same ingest pipeline as a device, so they are
-validated, stored, analysed and broadcast exactly like real data.
+validated, stored, analysed and broadcast exactly like real data. Under a
+simulated clock (SIMULATOR_SPEED > 1) a tick covers SPEED simulated seconds,
+and each sensor reports at most once a tick (the bootstrap raises the
+sensors' reporting intervals to match, see Network.report_at_most_every).
 """
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.services.simulation import NetworkSimulation
 
 logger = logging.getLogger(__name__)
 
-# How often the simulator wakes; sensors report on their own intervals.
+# How often the simulator wakes (real seconds); sensors report on their own intervals.
 TICK_S = 1.0
 
 
 class Simulator:
     def __init__(self, simulation: NetworkSimulation, ingest: Callable[[list[dict]], object],
                  spawn: Callable, sleep: Callable[[float], None],
-                 clock: Callable[[], float] = time.time, autostart: bool = False):
+                 clock: Clock, autostart: bool = False):
         self.simulation = simulation
         self.ingest = ingest
         self.spawn = spawn
@@ -54,7 +57,7 @@ class Simulator:
     def state(self) -> dict:
         sim = self.simulation
         return {"running": self.running, "readings_sent": self.sent, "errors": self.errors,
-                "seed": sim.seed, "speed": sim.speed, "sensors": len(sim.network.sensors),
+                "seed": sim.seed, "speed": self.clock.rate, "sensors": len(sim.network.sensors),
                 "city_factor": sim.city_factor,
                 "zone_factors": {z: f for z, f in sim.zone_factor.items() if f != 1.0},
                 "events": sim.active_events()}

@@ -8,11 +8,11 @@ lock only around dictionary work, never across I/O.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
+from app.domain.clock import Clock
 from app.errors import SensorLimitReached
 from app.services.fusion import SENSOR, Candidate, choose
 from app.services.ring import PointRing
@@ -32,8 +32,8 @@ def iso(ts: float) -> str:
 
 
 class DataStore:
-    def __init__(self, max_sensors: int, recent_points: int,
-                 clock: Callable[[], float] = time.time, fusion_window_s: float = FUSION_WINDOW_S,
+    def __init__(self, max_sensors: int, recent_points: int, *,
+                 clock: Clock, fusion_window_s: float = FUSION_WINDOW_S,
                  stale_after: Callable[[dict], float] | None = None):
         self.max_sensors = max_sensors
         self.recent_points = recent_points

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.errors import InvalidInput
 from app.models import MAX_FUTURE_S
 from app.services.device_registry import MAX_ATTRIBUTE_CHARS, DeviceRegistry
@@ -189,7 +190,7 @@ class TelemetryService:
     """Takes one device's telemetry body from HTTP or MQTT into the pipeline."""
 
     def __init__(self, registry: DeviceRegistry, ingest: Callable[..., list],
-                 clock: Callable[[], float], max_skew_s: float = MAX_FUTURE_S):
+                 clock: Clock, max_skew_s: float = MAX_FUTURE_S):
         self.registry = registry
         self.ingest = ingest
         self.clock = clock

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from app.domain.clock import Clock
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
 from app.services.controls import ControlService
@@ -15,7 +16,7 @@ from app.services.health import network_score
 from app.services.history import HistoryRepository
 from app.services.metrics import HISTORY_STATES, Metrics, readings_summary
 from app.services.network import MISSED_REPORTS, Network
-from app.services.store import DataStore
+from app.services.store import DataStore, iso
 from app.services.wqi import WqiStations
 
 
@@ -24,7 +25,7 @@ class LiveViews:
     def __init__(self, network: Network, store: DataStore, history: HistoryRepository,
                  alerts: AlertBook, controls: ControlService, engine: DecisionEngine,
                  forecaster: DemandForecaster, commands: CommandPublisher, metrics: Metrics,
-                 wqi_stations: WqiStations, *, stale_after_s: float, clock: Callable[[], float],
+                 wqi_stations: WqiStations, *, stale_after_s: float, clock: Clock,
                  devices: Callable[[], dict] = dict,
                  mqtt_status: Callable[[], dict] = lambda: {"state": "disabled"},
                  sources=None, cluster=None):
@@ -85,6 +86,8 @@ class LiveViews:
             "health": self.health(),
             "wqi": self.wqi(),
             "forecast": self.forecaster.view(self.clock()),
+            # The dashboard's ages and shelf ends follow the server's clock (a time-lapse runs faster).
+            "clock": {"now": iso(self.clock()), "rate": self.clock.rate},
         }
 
     def wqi(self) -> list[dict]:

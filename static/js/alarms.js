@@ -3,7 +3,7 @@
 // counts per state, "acknowledge all visible", and an optional cue (visual
 // always, sound if the operator turns it on) for a new critical alarm.
 import { alarmStateOf, state } from "./state.js";
-import { ageSpan, el, tsOf } from "./format.js";
+import { ageSpan, el, serverNow, tsOf } from "./format.js";
 import { nodeShort } from "./panels.js";
 
 const SEVERITY = { critical: ["▲", "CRITICAL", 4], major: ["◆", "MAJOR", 3], minor: ["●", "MINOR", 2], warning: ["○", "WARNING", 1] };
@@ -21,7 +21,7 @@ const $ = (id) => document.getElementById(id);
 
 export function isShelved(alert) {
   if (!alert.shelved) return false;
-  return !alert.shelved_until || Date.parse(alert.shelved_until) > Date.now();
+  return !alert.shelved_until || Date.parse(alert.shelved_until) > serverNow() * 1000;
 }
 
 export function visibleAlarms() {

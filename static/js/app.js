@@ -2,7 +2,7 @@
 // redraws panels on a schedule (at most a few times a second per panel), so a
 // busy network never means a full re-render per event.
 import { applyAlert, applyDecision, applyReadings, applySnapshot, loadCache, saveCache, setNetwork, state } from "./state.js";
-import { age, tickAges } from "./format.js";
+import { age, setServerClock, tickAges } from "./format.js";
 import { buildMap, fit, markAlerting, markQuality, markSelected, updateFlows, zoomBy } from "./map.js";
 import * as panels from "./panels.js";
 import { cueIfNewCritical, renderAlarms, renderSummary, visibleAlarms, wireAlarmOptions } from "./alarms.js";
@@ -204,6 +204,7 @@ function connect() {
   });
   // Sent by the server on every (re)connect: the page never shows a frozen picture as live.
   socket.on("snapshot", (snapshot) => {
+    setServerClock(snapshot.clock);
     applySnapshot(snapshot);
     state.fromCache = false;
     markDirty(...ALL.filter((n) => n !== "network"));

@@ -42,13 +42,28 @@ export function svg(tag, attrs = {}) {
   return node;
 }
 
+// The server's clock, from each snapshot: under SIMULATOR_SPEED > 1 it runs
+// `rate` times faster than the browser's, so ages and shelf ends use it.
+let serverClock = null;
+
+export function setServerClock(clock) {
+  const at = clock && Date.parse(clock.now);
+  serverClock = Number.isFinite(at) ? { at: at / 1000, seen: Date.now() / 1000, rate: clock.rate || 1 } : null;
+}
+
+// Now on the server's clock (epoch seconds); the browser's until a snapshot says otherwise.
+export function serverNow() {
+  const now = Date.now() / 1000;
+  return serverClock ? serverClock.at + (now - serverClock.seen) * serverClock.rate : now;
+}
+
 // An element whose text says how old a timestamp is, refreshed by tickAges().
 export function ageSpan(ts, staleAfter) {
   return el("span", { class: "age", dataset: { ts: String(ts ?? ""), staleAfter: String(staleAfter ?? "") } });
 }
 
 export function tickAges(root = document) {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   for (const span of root.querySelectorAll(".age[data-ts]")) {
     const ts = Number(span.dataset.ts);
     if (!ts) { span.textContent = ""; continue; }

@@ -19,6 +19,7 @@ from app.adapters.sources.config import parse_sources
 from app.adapters.sources.http import SourceHttp
 from app.adapters.sources.scheduler import SourceScheduler
 from app.bus import MessageBus
+from app.domain.clock import SystemClock
 from app.domain.events import ReadingsAccepted
 from app.services.fusion import SensorIndex
 from app.services.metrics import Metrics
@@ -51,13 +52,13 @@ def weather_entry(url: str) -> dict:
 
 class Harness:
     def __init__(self, entries: list[dict], known: dict | None = None):
-        self.store = DataStore(1000, 50, fusion_window_s=900)
+        self.store = DataStore(1000, 50, clock=SystemClock(), fusion_window_s=900)
         self.history = MemoryHistory()
         self.live: list[dict] = []
         bus = MessageBus(CollectorRegistry())
         bus.subscribe(ReadingsAccepted, lambda event: self.history.write_readings(event.records))
         bus.subscribe(ReadingsAccepted, lambda event: self.live.extend(event.live))
-        self.pipeline = IngestPipeline(self.store, bus.publish, Metrics())
+        self.pipeline = IngestPipeline(self.store, bus.publish, Metrics(), clock=SystemClock())
         self.index = SensorIndex(known or {})
         self.weather: list = []
         self.http = SourceHttp(CONNECT_S, READ_S, RETRIES, BACKOFF_S, retry_after_max_s=2)

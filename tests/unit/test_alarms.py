@@ -3,22 +3,15 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.clock import ManualClock
 from app.domain.events import AlertsReset
 from app.errors import InvalidInput, NotFound
 from app.services.alerts import AlertBook
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def book():
-    clock = Clock()
+    clock = ManualClock(1000.0)
     events, records, scheduled = [], [], []
 
     def publish(event):   # what the handlers broadcast and record
@@ -92,9 +85,9 @@ def test_a_shelved_alarm_returns_by_itself_and_each_step_is_audited(book):
     assert shelved["shelved_until"] == "1970-01-01T00:31:40Z"     # 1000 s + 900 s
     assert book.scheduled_[0][0] == 900                            # the return is scheduled
     assert book.is_open("Z_SOUTH.ph", "quality_ph")                # still active underneath
-    book.clock_.now += 899
+    book.clock_.advance(899)
     assert book.expire_shelves() == []
-    book.clock_.now += 1
+    book.clock_.advance(1)
     delay, run = book.scheduled_[0]
     run()                                                          # the scheduled expiry fires
     back = book.get(alarm["id"])
@@ -107,7 +100,7 @@ def test_a_shelved_alarm_returns_by_itself_and_each_step_is_audited(book):
 def test_a_shelf_also_expires_on_read_and_can_be_lifted_early(book):
     alarm = raise_ph(book)
     book.shelve(alarm["id"], "ops", 60)
-    book.clock_.now += 61
+    book.clock_.advance(61)
     assert book.summary()["shelved"] == 0                           # reads check the time too
     book.shelve(alarm["id"], "ops", 60)
     assert not book.unshelve(alarm["id"], "lead")["shelved"]

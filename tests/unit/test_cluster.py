@@ -180,6 +180,7 @@ def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_pa
 
     from app.bus import MessageBus
     from app.domain.events import AlertCleared, AlertRaised, AlertUpdated
+    from app.domain.clock import ManualClock
     from app.services.alerts import AlertBook
     from app.services.cluster.shared_state import SharedState
 
@@ -187,7 +188,7 @@ def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_pa
     books, states = {}, {}
     for name in ("a", "b"):
         bus = MessageBus(CollectorRegistry())
-        book = AlertBook(bus.publish)
+        book = AlertBook(bus.publish, clock=ManualClock())
         state = SharedState({"alert": book.adopt})
         state.replicator = Replicator(log, Outbox(DiskSpool(tmp_path / f"state-{name}", 10_000_000)),
                                       name, state.apply, _no_spawn, lambda s: None)

@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.clock import ManualClock
 from app.errors import Conflict
 from app.services.commands import MemoryCommands
 from app.services.device_commands import CommandBook, DeviceCommandRouter
 from app.services.device_registry import DeviceRegistry
 from app.services.device_repository import MemoryRegistry
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Transport:
@@ -37,7 +30,7 @@ class Transport:
 
 @pytest.fixture
 def parts():
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     repository = MemoryRegistry()
     registry = DeviceRegistry(repository, clock=clock, offline_after_s=60)
     changes: list[dict] = []
@@ -61,7 +54,7 @@ def test_answers_move_a_command_through_delivered_to_successful_and_every_change
     transport = book.transport = Transport()
     created = book.create(device, control())
     assert created["state"] == "sent" and created["params"] == {"target": "V1", "value": 40}
-    clock.now += 1
+    clock.advance(1)
     book.answer(device, created["id"], {"status": "delivered"})
     done = book.answer(device, created["id"], {"status": "successful", "result": {"opening": 40}})
     assert states(done) == ["queued", "sent", "delivered", "successful"] and done["result"] == {"opening": 40}
@@ -77,11 +70,11 @@ def test_a_sent_command_times_out_and_a_queued_one_expires(parts):
     book.create(device, control(10))                  # no transport: stays queued
     book.transport = Transport()
     sent = book.create(device, control(20))
-    clock.now += 10.5                                  # past the device's command_timeout_s
+    clock.advance(10.5)                                # past the device's command_timeout_s
     book.tick()
     listed = {c["params"]["value"]: c for c in book.listing(device.id, None, 10)}
     assert listed[20]["state"] == "timeout" and listed[10]["state"] == "queued"
-    clock.now += 600                                   # past expires_at
+    clock.advance(600)                                 # past expires_at
     book.tick()
     expired = book.listing(device.id, "expired", 10)
     assert [c["params"]["value"] for c in expired] == [10] and states(expired[0]) == ["queued", "expired"]
@@ -92,7 +85,7 @@ def test_a_command_refused_by_the_transport_waits_queued_until_the_device_is_bac
     clock, _, registry, book, device, _ = parts
     transport = book.transport = Transport(up=False)          # its last will said offline
     created = book.create(device, control())
-    clock.now += 30
+    clock.advance(30)
     book.tick()
     assert book.listing(device.id, None, 1)[0]["state"] == "queued"   # neither sent nor timed out
     transport.up = True
@@ -111,12 +104,12 @@ def test_open_commands_survive_a_restart_and_go_out_again(parts):
     queued = book.create(device, control(2))
     finished = book.create(device, control(3))
     book.answer(device, finished["id"], {"status": "successful"})
-    clock.now += 9                                     # almost timed out before the restart
+    clock.advance(9)                                   # almost timed out before the restart
     again = CommandBook(repository, registry, clock=clock)
     transport = again.transport = Transport()
     assert again.open_count() == 2 and again.resend() == 2
     assert sorted(transport.sent) == sorted([(device.id, sent["id"]), (device.id, queued["id"])])
-    clock.now += 5                                     # the timeout starts again at the re-send
+    clock.advance(5)                                   # the timeout starts again at the re-send
     again.tick()
     assert {c["state"] for c in again.listing(device.id, None, 10) if c["id"] != finished["id"]} == {"sent"}
     reply = again.answer(device, queued["id"], {"status": "successful"})
@@ -140,7 +133,7 @@ def test_a_device_is_online_once_it_polls_or_answers_and_back_after_a_silence(pa
     registry.heard(device)
     registry.heard(device)
     assert registry.view(registry.get(device.id))["status"] == "online" and backs == [device.id]
-    clock.now += 61
+    clock.advance(61)
     assert registry.view(registry.get(device.id))["status"] == "offline"
     registry.heard(device)
     assert backs == [device.id, device.id]
@@ -152,14 +145,14 @@ def test_a_device_that_polls_over_http_gets_its_commands_from_its_polls_not_the_
     assert book.poll(device, 0) == []
     created = book.create(device, control())
     assert created["state"] == "queued" and transport.sent == []
-    clock.now += 30                                    # no timeout while it waits for the poll
+    clock.advance(30)                                  # no timeout while it waits for the poll
     book.tick()
     fetched = book.poll(device, 0)
     assert [c["id"] for c in fetched] == [created["id"]]
     assert book.listing(device.id, None, 1)[0]["state"] == "sent"
-    clock.now += 10.5                                  # its timeout runs from the fetch
+    clock.advance(10.5)                                # its timeout runs from the fetch
     book.tick()
     assert book.listing(device.id, None, 1)[0]["state"] == "timeout"
-    clock.now += 66                                    # it stopped polling: the broker again
+    clock.advance(66)                                  # it stopped polling: the broker again
     book.create(device, control(5))
     assert len(transport.sent) == 1

@@ -4,6 +4,7 @@ from prometheus_client import CollectorRegistry
 
 from app.adapters.memory_history import MemoryHistory
 from app.bus import MessageBus
+from app.domain.clock import ManualClock
 from app.domain.events import ReadingsAccepted
 from app.services.fusion import SensorIndex, rank
 from app.services.metrics import Metrics
@@ -17,17 +18,9 @@ WINDOW_S = 900.0
 SENSOR_INTERVAL_S = 60.0
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def parts():
-    clock = Clock()
+    clock = ManualClock(T0)
     # A device reporting every minute is stale after 3 missed reports.
     store = DataStore(100, 10, clock=clock, fusion_window_s=WINDOW_S,
                       stale_after=lambda record: 3 * SENSOR_INTERVAL_S)
@@ -63,11 +56,11 @@ def test_fresh_sensor_beats_fresher_api_value(parts):
 def test_stale_sensor_gives_way_to_fresh_api_value(parts):
     pipeline, store, history, sent, clock = parts
     pipeline.ingest([reading(2.0, T0)], "http")
-    clock.now = T0 + 120
+    clock.t = T0 + 120
     pipeline.ingest([reading(9.0, T0 + 100)], "sources", provenance="api:kspcb")
     assert store.latest("TURB-1")["source"] == "sensor"
     # Past three reporting intervals without a report, the sensor is stale.
-    clock.now = T0 + 200
+    clock.t = T0 + 200
     live = store.latest("TURB-1")
     assert live["value"] == 9.0 and live["source"] == "api:kspcb"
     [listed] = store.all_latest(lambda record: 1e9)

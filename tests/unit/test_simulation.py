@@ -5,6 +5,7 @@ import pytest
 
 from app.adapters.network_files import load_network
 from app.config import BUNDLED_NETWORK
+from app.domain.clock import ManualClock
 from app.services.metrics import Metrics
 from app.services.network import Network
 from app.services.pipeline import IngestPipeline
@@ -107,11 +108,12 @@ def test_demand_surge_and_baseline_scale_demand(net):
 
 
 def test_readings_pass_the_device_validation_path(net):
-    store = DataStore(10_000, 10)
-    pipeline = IngestPipeline(store, lambda event: None, Metrics(), registry=net)
+    clock = ManualClock(START)
+    store = DataStore(10_000, 10, clock=clock)
+    pipeline = IngestPipeline(store, lambda event: None, Metrics(), registry=net, clock=clock)
     sim = NetworkSimulation(net, seed=2, start=START)
     for t in range(5, 120, 5):
-        records = pipeline.ingest(sim.step(START + t), "simulator")
+        records = pipeline.ingest(sim.step(clock.advance(5)), "simulator")
         assert all(r["unit"] and r["node_id"] for r in records)
     assert store.sensor_count() == len(net.sensors)
 

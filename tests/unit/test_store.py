@@ -1,5 +1,6 @@
 import pytest
 
+from app.domain.clock import ManualClock
 from app.errors import SensorLimitReached
 from app.services.store import DataStore
 
@@ -23,7 +24,7 @@ def test_late_reading_never_hides_a_newer_one():
 
 
 def test_sensor_cap_refuses_new_ids_but_not_known_ones():
-    store = DataStore(max_sensors=2, recent_points=5)
+    store = DataStore(max_sensors=2, recent_points=5, clock=ManualClock())
     store.admit(["a", "b"])
     store.put_many([record("a", 1, 1), record("b", 1, 1)])
     store.admit(["a", "b"])  # known ids always pass
@@ -43,7 +44,7 @@ def test_stale_flag_uses_receive_time():
 
 
 def test_decisions_newest_first_and_client_count():
-    store = DataStore(10, 5)
+    store = DataStore(10, 5, clock=ManualClock())
     store.add_decisions([{"id": 1}, {"id": 2}, {"id": 3}])
     assert [d["id"] for d in store.decisions(2)] == [3, 2]
     store.client_connected(); store.client_connected(); store.client_disconnected()

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from app.adapters.memory_history import MemoryHistory
 from app.bus import MessageBus
+from app.domain.clock import SystemClock
 from app.domain.events import ReadingsAccepted
 from app.errors import SensorLimitReached
 from app.realtime.broadcaster import Broadcaster
@@ -124,8 +125,8 @@ def test_metrics_count_every_add_when_threads_create_the_counter_together():
 
 def test_sensor_cap_holds_against_concurrent_new_sensors():
     for _ in range(30):     # the race is at the cap: cross it many times
-        store = DataStore(max_sensors=16, recent_points=5)
-        pipeline = IngestPipeline(store, lambda event: None, Metrics())
+        store = DataStore(max_sensors=16, recent_points=5, clock=SystemClock())
+        pipeline = IngestPipeline(store, lambda event: None, Metrics(), clock=SystemClock())
         refused = []
 
         def add_new_sensors(t):
@@ -143,11 +144,12 @@ def test_sensor_cap_holds_against_concurrent_new_sensors():
 def test_stateful_stages_take_one_batch_at_a_time():
     """Annotators and hooks keep per-sensor state (quality windows, alert
     timers, forecast sums): under threads they must never run two batches at once."""
-    store = DataStore(max_sensors=10, recent_points=10)
+    store = DataStore(max_sensors=10, recent_points=10, clock=SystemClock())
     history = MemoryHistory()
     bus = MessageBus(CollectorRegistry())
     bus.subscribe(ReadingsAccepted, lambda event: history.write_readings(event.records))
-    pipeline = IngestPipeline(store, bus.publish, Metrics(), annotators=[DataQuality().annotate])
+    pipeline = IngestPipeline(store, bus.publish, Metrics(), annotators=[DataQuality().annotate],
+                              clock=SystemClock())
     inside, overlaps, repeats = [0], [], []
 
     def stateful_hook(event):
