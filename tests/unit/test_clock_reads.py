@@ -15,6 +15,8 @@ APP = Path(__file__).resolve().parents[2] / "app"
 CLOCK_MODULE = "domain/clock.py"
 READS = {("time", name) for name in ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
                                      "perf_counter_ns", "process_time", "localtime", "gmtime", "ctime")}
+# These convert a given time; only called without one do they read the clock.
+CONVERTERS = {("time", "localtime"), ("time", "gmtime"), ("time", "ctime")}
 READS |= {(owner, name) for owner in ("datetime", "date") for name in ("now", "utcnow", "today")}
 # (file under app/, read) -> why it stays on real time.
 REAL_TIME = {
@@ -48,8 +50,10 @@ def direct_reads(source: str) -> list[tuple[int, str]]:
                     found.append((node.lineno, f"{node.module}.{alias.name}"))
                 elif alias.name in ("datetime", "date"):
                     names[alias.asname or alias.name] = alias.name
+    given = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call) and node.args}
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Attribute):
+        if not isinstance(node, ast.Attribute) or id(node) in given and \
+                (names.get(getattr(node.value, "id", "")), node.attr) in CONVERTERS:
             continue
         owner = node.value
         if isinstance(owner, ast.Name):
@@ -82,6 +86,6 @@ def test_the_core_reads_time_only_through_the_clock():
 def test_the_walk_sees_each_way_of_reading_the_clock():
     source = ("import time as t, datetime\nfrom time import monotonic\nfrom datetime import datetime as dt\n"
               "a = t.time()\nb = datetime.datetime.now()\nc = dt.utcnow()\nd = t.sleep\n"
-              "e = datetime.fromtimestamp(0)\n")
+              "e = datetime.fromtimestamp(0)\nf = t.gmtime(0)\ng = t.localtime()\n")
     assert [read for _, read in direct_reads(source)] == \
-        ["time.monotonic", "time.time", "datetime.now", "datetime.utcnow"]
+        ["time.monotonic", "time.time", "datetime.now", "datetime.utcnow", "time.localtime"]

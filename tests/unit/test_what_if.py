@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from app.domain.clock import ManualClock
 from app.errors import InvalidInput, NotFound
 from app.models import ControlRequest
 from app.services.alerts import AlertBook
@@ -34,7 +35,9 @@ class Rig:
                  demand_factor: float = 1.0):
         self.network, self.demand_factor = net, demand_factor
         self.events = []
-        self.controls = ControlService(net, AlertBook(self.events.append), self.events.append)
+        clock = ManualClock()
+        self.controls = ControlService(net, AlertBook(self.events.append, clock=clock), self.events.append,
+                                       clock=clock)
         self.engine = SimpleNamespace(model=RoutingModel(net, horizon=horizon), plan=None, plan_inputs=None)
         self.replan()
         self.what_if = WhatIf(net, self.engine, self.controls, Narrator(net, 0.10),
