@@ -64,3 +64,14 @@ def test_the_plans_hours_and_tariff_periods_follow_the_clock(make_app):
     later = client.get("/api/plan").json
     assert later["steps"][0]["start"] == iso(clock())
     assert [s["tariff"] for s in later["steps"][:2]] == [7.0, 8.0]
+
+
+def test_the_live_snapshot_carries_the_servers_clock_for_the_dashboards_ages(make_app):
+    clock = ManualClock(MIDNIGHT)
+    app = make_app(clock=clock)
+    live = app.extensions["socketio"].test_client(app, namespace="/live")
+    try:
+        snapshot = next(m["args"][0] for m in live.get_received("/live") if m["name"] == "snapshot")
+    finally:
+        live.disconnect("/live")
+    assert snapshot["clock"] == {"now": "2023-11-13T00:00:00Z", "rate": 1.0}

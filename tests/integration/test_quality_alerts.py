@@ -106,28 +106,8 @@ def test_forecast_appears_once_slots_complete(server):
         client.close()
 
 
-def test_contamination_in_the_simulator_raises_a_critical_alert_and_excludes_the_source(start_server):
-    server = start_server(SIMULATOR="on", SIMULATOR_SEED="5", SIMULATOR_EVENTS_PER_HOUR="0")
-    wait_for(lambda: requests.get(server.url + "/api/routing").json(),
-             lambda p: p["status"] == "optimal" and any(s["node_id"] == "SRC_CWSS_4" and s["output"] > 0
-                                                        for s in p["sources"]))
-    reply = requests.post(server.url + "/api/simulation/trigger", headers=AUTH,
-                          json={"event": "contamination", "target": "SRC_CWSS_4", "magnitude": 2,
-                                "duration_s": 600})
-    assert reply.status_code == 201
-    critical = wait_for(lambda: alerts(server),
-                        lambda a: any(x["severity"] == "critical" and x["node_id"] == "SRC_CWSS_4" for x in a),
-                        timeout=90)
-    alert = next(x for x in critical if x["severity"] == "critical" and x["node_id"] == "SRC_CWSS_4")
-    assert alert["metric"] in ("turbidity", "fc")
-    plan = wait_for(lambda: requests.get(server.url + "/api/routing").json(),
-                    lambda p: next(s for s in p["sources"] if s["node_id"] == "SRC_CWSS_4")["output"] == 0)
-    source = next(s for s in plan["sources"] if s["node_id"] == "SRC_CWSS_4")
-    assert source["excluded"] and "critical" in source["excluded"]
-    decisions = requests.get(server.url + "/api/decisions", params={"limit": 100}).json()["decisions"]
-    # A quality exclusion, not an operator's isolation: the decision names it as such.
-    isolation = next(d for d in decisions if d["kind"] == "exclude_source" and d["target"] == "SRC_CWSS_4")
-    assert "quality exclusion" in isolation["reason"]
+# Contamination in the simulator (a critical alert, the source excluded from the plan) is
+# tests/inprocess/test_simulated_events.py: on a manual clock it needs no waiting.
 
 
 def test_open_alerts_survive_a_restart(start_server, influx, influx_db):

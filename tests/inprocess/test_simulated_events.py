@@ -1,11 +1,14 @@
-"""Leak detection on the app's own simulator, on a manual clock (no waiting).
+"""Leaks and contamination on the app's own simulator, on a manual clock (no waiting).
 
-This was a real-server test that slept through 40 s of warm-up, 90 s of
-watching and up to 120 s of detection. The detector judges reading time,
-which the app's clock stamps, so stepping the simulator on a ManualClock
-shows the same behaviour in a second: a city-wide baseline change first
-(no leak may be suspected), then the simulator's default leak (magnitude
-1.0), which must be, with its evidence, its decision and the plan's hold.
+These were real-server tests that slept through the simulator's real time:
+for leaks 40 s of warm-up, 90 s of watching and up to 120 s of detection;
+for contamination its ramp, the alert and the re-plan (about 50 s). The
+detectors judge reading time, which the app's clock stamps, so stepping the
+simulator tick by tick on a ManualClock shows the same behaviour in a
+second. Leaks: a city-wide baseline change first (no leak may be
+suspected), then the simulator's default leak (magnitude 1.0), which must
+be, with its evidence, its decision and the plan's hold. Contamination at
+a source: a critical alert, and the plan excludes the source.
 """
 from __future__ import annotations
 
@@ -101,3 +104,26 @@ def test_default_leak_is_detected_with_evidence_and_not_fed(simulated):
     south = next(z for z in plan["zones"] if z["node_id"] == "Z_SOUTH")
     assert south.get("leak_held")
     assert south["demand"] < metered - 0.5 * evidence["excess_mld"]
+
+
+def test_contamination_in_the_simulator_raises_a_critical_alert_and_excludes_the_source(simulated):
+    bhs, client, clock = simulated
+    bhs.engine.run_once(["test"])
+    plan = client.get("/api/routing").json
+    assert plan["status"] == "optimal"
+    assert next(s for s in plan["sources"] if s["node_id"] == "SRC_CWSS_4")["output"] > 0
+    post(client, "/api/simulation/trigger", {"event": "contamination", "target": "SRC_CWSS_4",
+                                             "magnitude": 2, "duration_s": 600})
+
+    def critical():
+        return [a for a in bhs.alerts.open_alerts() if a["severity"] == "critical"
+                and a["node_id"] == "SRC_CWSS_4"]
+    assert run(bhs, clock, 90, until=critical)
+    assert critical()[0]["metric"] in ("turbidity", "fc")
+    bhs.engine.run_once(bhs.engine.scheduler.take_reasons())     # the re-plan the alert asked for
+    source = next(s for s in client.get("/api/routing").json["sources"] if s["node_id"] == "SRC_CWSS_4")
+    assert source["output"] == 0 and source["excluded"] and "critical" in source["excluded"]
+    decisions = client.get("/api/decisions?limit=100").json["decisions"]
+    # A quality exclusion, not an operator's isolation: the decision names it as such.
+    isolation = next(d for d in decisions if d["kind"] == "exclude_source" and d["target"] == "SRC_CWSS_4")
+    assert "quality exclusion" in isolation["reason"]
