@@ -153,42 +153,28 @@ def cpu_count() -> int:
 
 # -- passive /live clients: real websocket connections that read and discard -------------
 
-def _passive_clients(host: str, port: int, count: int, ready, hold_s: float):
-    """Hold `count` Socket.IO connections on /live in one thread: a minimal
-    Engine.IO v4 websocket client that joins the namespace, answers pings and
-    discards every frame. Cheap enough that the server, not the harness, is
-    what is measured; latency is taken by a few full python-socketio probes."""
-    import base64
+def _passive_clients(host: str, port: int, commands, ready, hold_s: float):
+    """Hold Socket.IO connections on /live in one thread, opened one batch per
+    command until None: a minimal Engine.IO v4 websocket client that joins the
+    namespace, answers pings and discards every frame. Cheap enough that the
+    server, not the harness, is what is measured; latency is taken by probes."""
     import selectors
-    import socket
-    import struct
 
-    def masked(text: bytes) -> bytes:
-        mask = os.urandom(4)
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(text))
-        return bytes([0x81, 0x80 | len(text)]) + mask + body
+    from bench.load import masked, open_live, split_frames
 
     selector = selectors.DefaultSelector()
     buffers: dict = {}
-    opened = 0
-    for _ in range(count):
-        sock = socket.create_connection((host, port), timeout=20)
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                      f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(4096)
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            sock.close()
-            continue
-        sock.sendall(masked(b"40/live,"))
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ)
-        buffers[sock] = head.split(b"\r\n\r\n", 1)[1]
-        opened += 1
-    ready.put(opened)
+    while (count := commands.get(timeout=300)) is not None:
+        opened = 0
+        for _ in range(count):
+            try:
+                sock, rest = open_live(host, port)
+            except OSError:
+                continue
+            selector.register(sock, selectors.EVENT_READ)
+            buffers[sock] = rest
+            opened += 1
+        ready.put(opened)
     end = time.time() + hold_s
     while time.time() < end:
         for key, _ in selector.select(timeout=0.5):
@@ -200,41 +186,58 @@ def _passive_clients(host: str, port: int, count: int, ready, hold_s: float):
             if not data:
                 selector.unregister(sock)
                 continue
-            buf = buffers[sock] + data
-            while len(buf) >= 2:                      # parse frames, answer pings
-                length, offset = buf[1] & 0x7F, 2
-                if length == 126:
-                    if len(buf) < 4:
-                        break
-                    length, offset = struct.unpack(">H", buf[2:4])[0], 4
-                elif length == 127:
-                    if len(buf) < 10:
-                        break
-                    length, offset = struct.unpack(">Q", buf[2:10])[0], 10
-                if len(buf) < offset + length:
-                    break
-                if buf[offset:offset + length] == b"2":
-                    sock.sendall(masked(b"3"))
-                buf = buf[offset + length:]
-            buffers[sock] = buf
+            payloads, buffers[sock] = split_frames(buffers[sock] + data)
+            if b"2" in payloads:
+                sock.sendall(masked(b"3"))
     for sock in buffers:
         sock.close()
 
 
 class PassivePool:
-    def __init__(self, url: str, total: int, hold_s: float, per_process: int = 250):
+    """`total` passive /live clients in processes of at most `per_process`.
+
+    They open at once, or with `staged=True` only as `open(n)` asks (to place
+    them in the room's send order between probes), serving after `go()`."""
+
+    def __init__(self, url: str, total: int, hold_s: float, per_process: int = 250, staged: bool = False,
+                 cpus: set[int] | None = None, nice: int | None = None):
         from urllib.parse import urlparse
+
+        from bench.load import pin
+
         parsed = urlparse(url)
         ctx = mp.get_context("spawn")
         self.ready = ctx.Queue()
-        sizes = [per_process] * (total // per_process) + ([total % per_process] if total % per_process else [])
+        self.sizes = [per_process] * (total // per_process) + ([total % per_process] if total % per_process else [])
+        self.commands = [ctx.Queue() for _ in self.sizes]
         self.procs = [ctx.Process(target=_passive_clients, daemon=True,
-                                  args=(parsed.hostname, parsed.port, n, self.ready, hold_s)) for n in sizes]
+                                  args=(parsed.hostname, parsed.port, commands, self.ready, hold_s))
+                      for commands in self.commands]
+        self.room = list(self.sizes)          # connections each process may still open
+        self.connected = 0
         started = time.time()
         for proc in self.procs:
             proc.start()
-        self.connected = sum(self.ready.get(timeout=120) for _ in self.procs)
+            pin(proc.pid, cpus, nice)
+        if not staged:
+            self.open(total)
+            self.go()
         self.connect_s = time.time() - started
+
+    def open(self, count: int) -> None:
+        asked = 0
+        for i, room in enumerate(self.room):
+            take = min(room, count)
+            if take:
+                self.commands[i].put(take)
+                self.room[i] -= take
+                count -= take
+                asked += 1
+        self.connected += sum(self.ready.get(timeout=120) for _ in range(asked))
+
+    def go(self) -> None:
+        for commands in self.commands:
+            commands.put(None)
 
     def close(self):
         for proc in self.procs:

@@ -6,7 +6,7 @@ Every configuration runs ours then the ceiling with the same harness
 shared machine falls on both; the medians of the repeats are reported. Writes
 bench/results/interval_study.json.
 
-    python bench/interval_study.py [--rate 500] [--clients 50] [--repeats 2] [--mode eventlet]
+    python bench/interval_study.py [--rate 500] [--clients 50] [--repeats 2] [--mode eventlet] [--pin] [--nice -15]
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def median_of(runs: list[dict]) -> dict:
         "samples": sum(r["samples"] for r in runs)}
 
 
-def study(rate: int, clients: int, repeats: int, mode: str, seconds: float) -> list[dict]:
+def study(rate: int, clients: int, repeats: int, mode: str, seconds: float, pin: bool = False,
+          nice: int | None = None) -> list[dict]:
     influx = Influx()
     rows = []
     try:
@@ -40,12 +41,13 @@ def study(rate: int, clients: int, repeats: int, mode: str, seconds: float) -> l
             for leading in (True, False):
                 ours, ceiling, late = [], [], []
                 for _ in range(repeats):
-                    o = latency.ours(rate, clients, interval, leading, mode, influx, seconds)
+                    o = latency.ours(rate, clients, interval, leading, mode, influx, seconds, pin=pin, nice=nice)
                     ours.append(o)
                     late.append((o.get("tick_late_ms") or {}).get("p99"))
-                    ceiling.append(latency.ceiling(rate, clients, interval, leading, mode, seconds))
+                    ceiling.append(latency.ceiling(rate, clients, interval, leading, mode, seconds, pin=pin,
+                                                   nice=nice))
                 row = {"interval_ms": interval, "leading_edge": leading, "rate": rate, "clients": clients,
-                       "mode": mode, "ours": median_of(ours), "ceiling": median_of(ceiling),
+                       "mode": mode, "load_average": [r["load_average"] for r in ours + ceiling], "ours": median_of(ours), "ceiling": median_of(ceiling),
                        "tick_late_p99_ms": late}
                 row["ratio"] = row["ours"]["p99"] / row["ceiling"]["p99"]
                 rows.append(row)
@@ -70,8 +72,12 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--mode", default="eventlet")
     parser.add_argument("--seconds", type=float, default=latency.SECONDS)
+    parser.add_argument("--pin", action="store_true", help="server on the last CPU, the harness on the others")
+    parser.add_argument("--nice", type=int, help="the bench's autogroup niceness (root), see bench/latency.py")
     args = parser.parse_args()
-    rows = study(args.rate, args.clients, args.repeats, args.mode, args.seconds)
+    if args.nice is not None:
+        latency.raise_group_priority(args.nice)
+    rows = study(args.rate, args.clients, args.repeats, args.mode, args.seconds, args.pin, args.nice)
     out = ROOT / "bench" / "results" / f"interval_study_{args.rate}_{args.clients}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))

@@ -4,10 +4,14 @@ The first latency bench used `requests` senders and python-socketio probes;
 on these 2 cores they spent about as much CPU as the server they measured,
 so its p99 measured the harness as much as the server (the ceiling relay,
 run with the same harness, showed it). Here:
-- senders keep one `http.client` connection each and pace themselves to the
-  target rate, each reading stamped with the sender's clock;
+- each sender process is one thread driving a few keep-alive `http.client`
+  connections through a selector, paced to the target rate; a reading is
+  stamped with the sender's clock immediately before its request is written
+  (with four threads a process, a stamped reading could wait for the GIL);
 - probes are minimal Engine.IO websocket clients that pick the benchmark's
-  readings out of each frame with a regex, noting the time of receipt;
+  readings out of each frame with a regex, noting the time of receipt; they
+  open one at a time, so a bench can place them among the passive clients in
+  the room's send order;
 - the rest of the audience are passive connections (bench/common.py).
 Every process is bounded in time and talks to 127.0.0.1 only.
 """
@@ -22,6 +26,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Distinct sensors each sender process reports for, in turn.
+SENSORS_PER_SENDER = 100
 
 
 def stamp(t: float) -> str:
@@ -36,53 +42,91 @@ def cpu_seconds(pid: int) -> float:
 
 # -- senders -------------------------------------------------------------------------
 
-def _sender(url: str, rate: float, seconds: float, threads: int, prefix: str, ready, go, start_at, sent):
+def _sender(url: str, rate: float, seconds: float, connections: int, prefix: str, ready, go, start_at, sent):
+    """One thread driving `connections` keep-alive connections through a selector.
+
+    The first harness ran four sender threads a process: a thread stamped its
+    reading, then could wait for the GIL (held by another thread parsing its
+    reply) before the request left, and that wait counted as latency. Here
+    one thread stamps a reading immediately before its request is written,
+    on whichever connection is free; replies are read as they come.
+    """
     import http.client
-    import json
-    import threading
+    import selectors
+    import socket
+    from collections import deque
 
     parsed = urlparse(url)
-    counts = []
-    # Start together, once every sender has spawned (slow on a loaded machine).
-    ready.put(os.getpid())
-    go.wait(timeout=120)
-    start_at = start_at.value
-    cpu_before = time.process_time()   # the load's own CPU, not the imports'
-
-    def loop(offset: int):
+    conns = []
+    for _ in range(connections):
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
-        per_thread = rate / threads
-        due = start_at
-        end = start_at + seconds
-        k = 0
-        while True:
-            pause = due - time.time()
-            if pause > 0:
-                time.sleep(pause)
-            if time.time() >= end:
-                break
-            body = json.dumps({"sensor_id": f"{prefix}{os.getpid()}-{offset}-{k % 100}",
-                               "value": float(k), "timestamp": stamp(time.time())})
-            conn.request("POST", "/api/ingest", body, {"Content-Type": "application/json"})
-            conn.getresponse().read()
-            k += 1
-            due += 1 / per_thread
-        counts.append(k)
-        conn.close()
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns.append(conn)
+    selector = selectors.DefaultSelector()
+    for conn in conns:
+        selector.register(conn.sock, selectors.EVENT_READ, conn)
+    idle = deque(conns)
+    busy: dict = {}                 # connection -> (sensor id, value, stamped at)
+    done: list[tuple] = []          # (sensor id, value, stamped at, answered at)
+    head = {"Content-Type": "application/json"}
+    pid = os.getpid()
+    # Every sensor's first reading before the clock starts: a sensor's first
+    # reading is a one-off (new state in the store, analysis and history),
+    # not the steady load being measured. Receipts stamped before the start
+    # are left out (bench/latency.py).
+    for k in range(SENSORS_PER_SENDER):
+        conns[0].request("POST", "/api/ingest", '{"sensor_id": "%s%d-%d", "value": %r, "timestamp": "%s"}'
+                         % (prefix, pid, k, float(-1 - k), stamp(time.time())), head)
+        conns[0].getresponse().read()
+    # Start together, once every sender has spawned (slow on a loaded machine).
+    ready.put(pid)
+    go.wait(timeout=120)
+    start = start_at.value
+    cpu_before = time.process_time()   # the load's own CPU, not the imports'
+    period = 1 / rate
+    due, end, k = start, start + seconds, 0
 
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    sent.put((sum(counts), time.process_time() - cpu_before))
+    def answer(conn) -> None:
+        conn.getresponse().read()
+        sid, value, stamped = busy.pop(conn)
+        done.append((sid, value, stamped, time.time()))
+        idle.append(conn)
+
+    while True:
+        now = time.time()
+        if now >= end:
+            break
+        if idle and now >= due:
+            conn = idle.popleft()
+            sid, value = f"{prefix}{pid}-{k % SENSORS_PER_SENDER}", float(k)
+            stamped = time.time()
+            conn.request("POST", "/api/ingest", '{"sensor_id": "%s", "value": %r, "timestamp": "%s"}'
+                         % (sid, value, stamp(stamped)), head)
+            busy[conn] = (sid, value, stamped)
+            k += 1
+            due += period
+            continue
+        wait = min(due - now, end - now) if idle else end - now
+        for key, _ in selector.select(timeout=max(0.0, wait)):
+            answer(key.data)
+    drain_until = time.time() + 10
+    while busy and time.time() < drain_until:
+        for key, _ in selector.select(timeout=1):
+            if key.data in busy:
+                answer(key.data)
+    for conn in conns:
+        conn.close()
+    sent.put((k, time.process_time() - cpu_before, done))
 
 
 class Senders:
-    """`rate` readings/s for `seconds`, from `processes` x `threads` keep-alive connections."""
+    """`rate` readings/s for `seconds`, from `processes` single-threaded senders of
+    `connections` keep-alive connections each."""
 
     def __init__(self, url: str, rate: float, seconds: float, prefix: str,
-                 processes: int = 2, threads: int = 4, delay_s: float = 1.0):
+                 processes: int = 2, connections: int = 4, delay_s: float = 1.0, cpus: set[int] | None = None,
+                 nice: int | None = None):
         # fork, not spawn: a spawned child re-imports the main module (all of the
         # app, for bench/run_all.py), which takes many seconds on a loaded machine.
         ctx = mp.get_context("fork")
@@ -90,12 +134,12 @@ class Senders:
         start_at = ctx.Value("d", 0.0)
         self.seconds = seconds
         self.procs = [ctx.Process(target=_sender, daemon=True,
-                                  args=(url, rate / processes, seconds, threads, prefix, ready, go,
+                                  args=(url, rate / processes, seconds, connections, prefix, ready, go,
                                         start_at, self.sent)) for _ in range(processes)]
         for proc in self.procs:
             proc.start()
         for _ in self.procs:
-            ready.get(timeout=120)
+            pin(ready.get(timeout=120), cpus, nice)
         self.start_at = start_at.value = time.time() + delay_s
         go.set()
 
@@ -103,8 +147,88 @@ class Senders:
         reports = [self.sent.get(timeout=self.seconds + 60) for _ in self.procs]
         for proc in self.procs:
             proc.join(timeout=10)
-        self.cpu_s = sum(cpu for _, cpu in reports)   # the senders' own CPU: the harness's cost
-        return sum(count for count, _ in reports)
+        self.cpu_s = sum(cpu for _, cpu, _ in reports)   # the senders' own CPU: the harness's cost
+        # (sensor id, value, stamped at, answered at) of every reading sent.
+        self.requests = [row for _, _, rows in reports for row in rows]
+        return sum(count for count, _, _ in reports)
+
+
+def pin(pid: int, cpus: set[int] | None, nice: int | None = None) -> None:
+    """Keep every thread of `pid` on `cpus` (None: leave it to the scheduler) and,
+    with `nice`, at that niceness (Linux keeps both per thread)."""
+    if not cpus and nice is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if cpus:
+                os.sched_setaffinity(int(task.name), cpus)
+            if nice is not None:
+                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+        except OSError:            # a thread that just ended
+            pass
+
+
+# -- minimal Socket.IO websocket clients ---------------------------------------------
+
+def masked(text: bytes) -> bytes:
+    """A client's (masked) websocket text frame."""
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(text)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text))
+
+
+def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
+    """The whole websocket frames' payloads at the start of `buf`, and the rest."""
+    import struct
+
+    payloads = []
+    while len(buf) >= 2:
+        length, offset = buf[1] & 0x7F, 2
+        if length == 126:
+            if len(buf) < 4:
+                break
+            length, offset = struct.unpack(">H", buf[2:4])[0], 4
+        elif length == 127:
+            if len(buf) < 10:
+                break
+            length, offset = struct.unpack(">Q", buf[2:10])[0], 10
+        if len(buf) < offset + length:
+            break
+        payloads.append(buf[offset:offset + length])
+        buf = buf[offset + length:]
+    return payloads, buf
+
+
+def open_live(host: str, port: int):
+    """A websocket on /live, returned (non-blocking, with any bytes after the
+    handshake) once the server has answered the namespace's connect: by then
+    its connect handler has run and the client sits in the room, so clients
+    opened one after another take their places in the room's send order."""
+    import base64
+    import socket
+
+    sock = socket.create_connection((host, port), timeout=20)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        sock.close()
+        raise ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+    sock.sendall(masked(b"40/live,"))
+    buf = head.split(b"\r\n\r\n", 1)[1]
+    while True:
+        payloads, rest = split_frames(buf)
+        if any(p.startswith(b"40/live,") for p in payloads):
+            break
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("closed before joining /live")
+        buf += chunk
+    sock.setblocking(False)
+    return sock, rest
 
 
 # -- probes --------------------------------------------------------------------------
@@ -112,38 +236,32 @@ class Senders:
 _READING = re.compile(rb'"sensor_id":"(%s[^"]*)"[^{}]*?"timestamp":"([^"]+)"')
 
 
-def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results, hold_s: float, stop):
-    """`count` websocket clients on /live; latency of every `prefix` reading they receive."""
-    import base64
+def _probe_clients(host: str, port: int, commands, prefix: str, ready, results, hold_s: float, stop,
+                   trace: bool):
+    """Websocket clients on /live, opened one batch per command (so that they
+    can sit between passive clients in the room's send order); the latency of
+    every `prefix` reading they receive, with the probe's index.
+
+    With `trace`, each frame is parsed whole and the server's trace stamps
+    (bench/trace.py) are kept with the receipt time."""
+    import json
     import selectors
-    import socket
-    import struct
 
     pattern = re.compile(_READING.pattern % re.escape(prefix.encode()))
     event = b'42/live,["sensor_update"'
-
-    def masked(text: bytes) -> bytes:
-        mask = os.urandom(4)
-        return bytes([0x81, 0x80 | len(text)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text))
-
     selector = selectors.DefaultSelector()
     buffers: dict = {}
-    for _ in range(count):
-        sock = socket.create_connection((host, port), timeout=20)
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                      f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(4096)
-        sock.sendall(masked(b"40/live,"))
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ)
-        buffers[sock] = head.split(b"\r\n\r\n", 1)[1]
-    ready.put(len(buffers))
+    index: dict = {}
+    while (count := commands.get(timeout=300)) is not None:
+        for _ in range(count):
+            sock, rest = open_live(host, port)
+            selector.register(sock, selectors.EVENT_READ)
+            buffers[sock] = rest
+            index[sock] = len(index)
+        ready.put(count)
     cpu_before = time.process_time()
-    latencies: list[float] = []
+    # (probe, latency ms, received) or with `trace` (probe, latency ms, sensor id, value, received, in, pub, emit)
+    samples: list[tuple] = []
     parse_ts = datetime.fromisoformat
     end = time.time() + hold_s
     while time.time() < end and not stop.is_set():
@@ -157,52 +275,64 @@ def _probe_clients(host: str, port: int, count: int, prefix: str, ready, results
             if not data:
                 selector.unregister(sock)
                 continue
-            buf = buffers[sock] + data
-            while len(buf) >= 2:
-                length, offset = buf[1] & 0x7F, 2
-                if length == 126:
-                    if len(buf) < 4:
-                        break
-                    length, offset = struct.unpack(">H", buf[2:4])[0], 4
-                elif length == 127:
-                    if len(buf) < 10:
-                        break
-                    length, offset = struct.unpack(">Q", buf[2:10])[0], 10
-                if len(buf) < offset + length:
-                    break
-                payload = buf[offset:offset + length]
+            probe = index[sock]
+            payloads, buffers[sock] = split_frames(buffers[sock] + data)
+            for payload in payloads:
                 if payload == b"2":
                     sock.sendall(masked(b"3"))
                 elif payload.startswith(event):
-                    for _, ts in pattern.findall(payload):
-                        sent = parse_ts(ts.decode().replace("Z", "+00:00")).timestamp()
-                        latencies.append((now - sent) * 1000)
-                buf = buf[offset + length:]
-            buffers[sock] = buf
+                    if trace:
+                        for r in json.loads(payload[len(b"42/live,"):])[1]["readings"]:
+                            if r["sensor_id"].startswith(prefix):
+                                sent = parse_ts(r["timestamp"].replace("Z", "+00:00")).timestamp()
+                                samples.append((probe, (now - sent) * 1000, r["sensor_id"], r["value"], now,
+                                                r.get("trace_in"), r.get("trace_pub"), r.get("trace_emit")))
+                    else:
+                        for _, ts in pattern.findall(payload):
+                            sent = parse_ts(ts.decode().replace("Z", "+00:00")).timestamp()
+                            samples.append((probe, (now - sent) * 1000, now))
     for sock in buffers:
         sock.close()
-    results.put((latencies, time.process_time() - cpu_before))
+    results.put((samples, time.process_time() - cpu_before))
 
 
 class ProbePool:
-    """Probes that listen until `latencies()` is called (at most `hold_s`)."""
+    """Probes that listen until `latencies()` is called (at most `hold_s`).
 
-    def __init__(self, url: str, count: int, prefix: str, hold_s: float):
+    `count` probes open at once; or pass 0 and `open()` them in steps between
+    passive clients, then `go()`."""
+
+    def __init__(self, url: str, count: int, prefix: str, hold_s: float, trace: bool = False,
+                 cpus: set[int] | None = None, nice: int | None = None):
         parsed = urlparse(url)
         ctx = mp.get_context("fork")
-        self.ready, self.results, self.stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        self.ready, self.results, self.stop, self.commands = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Queue()
         self.proc = ctx.Process(target=_probe_clients, daemon=True,
-                                args=(parsed.hostname, parsed.port, count, prefix, self.ready,
-                                      self.results, hold_s, self.stop))
+                                args=(parsed.hostname, parsed.port, self.commands, prefix, self.ready,
+                                      self.results, hold_s, self.stop, trace))
         self.proc.start()
-        self.connected = self.ready.get(timeout=60)
+        pin(self.proc.pid, cpus, nice)
+        self.connected = 0
+        if count:
+            self.open(count)
+            self.go()
 
-    def latencies(self, drain_s: float = 2.0) -> list[float]:
+    def open(self, count: int) -> None:
+        self.commands.put(count)
+        self.connected += self.ready.get(timeout=60)
+
+    def go(self) -> None:
+        self.commands.put(None)
+
+    def latencies(self, drain_s: float = 2.0, since: float = 0.0) -> list[float]:
+        """Every receipt's latency (ms) of a reading stamped at `since` or later."""
         time.sleep(drain_s)          # the last frames are still on their way
         self.stop.set()
-        values, self.cpu_s = self.results.get(timeout=120)
+        samples, self.cpu_s = self.results.get(timeout=120)
         self.proc.join(timeout=10)
-        return values
+        # The receipt time is the last field of an untraced sample, the fifth of a traced one.
+        self.samples = [s for s in samples if (s[4] if len(s) > 3 else s[2]) - s[1] / 1000 >= since]
+        return [s[1] for s in self.samples]
 
 
 # -- wrk -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ elif MODE == "gevent":
 
     monkey.patch_all()
 
+import os  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,6 +29,7 @@ from flask_socketio import SocketIO  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.serving import run_options  # noqa: E402
+from bench import trace  # noqa: E402
 
 PORT = int(sys.argv[1])
 INTERVAL_S = int(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.05
@@ -35,6 +37,13 @@ LEADING_EDGE = (sys.argv[4] != "0") if len(sys.argv) > 4 else True
 
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode=MODE)
+# BENCH_TRACE=1: the same trace stamps as bench/trace_server.py puts in ours.
+TRACE = bool(os.environ.get("BENCH_TRACE"))
+if TRACE:
+    trace.timed_wsgi(app)
+    trace.note_gc()
+    if MODE != "threading":
+        trace.watch_switches()
 pending: dict = {}
 lock = threading.Lock()
 wake = threading.Event()
@@ -43,6 +52,8 @@ wake = threading.Event()
 @app.post("/api/ingest")
 def ingest():
     body = request.get_json()
+    if TRACE:
+        trace.received([body])
     with lock:
         pending[body["sensor_id"]] = body
     wake.set()
@@ -74,10 +85,14 @@ def tick():
         last = time.monotonic()
         with lock:
             frame, pending = pending, {}
+        if TRACE:
+            trace.emitted(frame.values())
         socketio.emit("sensor_update", {"readings": list(frame.values())}, namespace="/live")
 
 
 if __name__ == "__main__":
     socketio.start_background_task(tick)
+    if TRACE:
+        trace.watch_hub(socketio)
     socketio.run(app, host="127.0.0.1", port=PORT, log_output=False, allow_unsafe_werkzeug=True,
                  **run_options(MODE, 4096))
