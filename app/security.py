@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HASH_PREFIX = "sha256:"
+# Where credentials come: device keys in X-API-Key (or Bearer), every other role in Bearer only.
+API_KEY_HEADER = "X-API-Key"
+AUTHORIZATION_HEADER = "Authorization"
 # Every role a configured credential can have.
 ROLES = ("device", "admin", "operator", "viewer")
 
 
-def _digest(token: str) -> bytes:
+def digest(token: str) -> bytes:
+    """What a token is kept and compared as (SHA-256)."""
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -37,24 +41,21 @@ class TokenSet:
             label, sep, secret = entry.partition("=")
             if not sep:
                 label, secret = f"{role}#{number}", entry
-            if secret.startswith(HASH_PREFIX):
-                digest = bytes.fromhex(secret[len(HASH_PREFIX):])
-            else:
-                digest = _digest(secret)
-            self._credentials.append(Credential(label.strip(), digest))
+            kept = bytes.fromhex(secret[len(HASH_PREFIX):]) if secret.startswith(HASH_PREFIX) else digest(secret)
+            self._credentials.append(Credential(label.strip(), kept))
 
     def __bool__(self) -> bool:
         return bool(self._credentials)
 
     def identify(self, token: str | None) -> str | None:
         """The label of the matching credential, or None. Constant time per entry."""
-        return self.match(_digest(token)) if token else None
+        return self.match(digest(token)) if token else None
 
-    def match(self, digest: bytes) -> str | None:
+    def match(self, presented: bytes) -> str | None:
         """The label of the credential with this SHA-256 digest, or None (every entry compared)."""
         found = None
         for credential in self._credentials:
-            if hmac.compare_digest(digest, credential.digest):
+            if hmac.compare_digest(presented, credential.digest):
                 found = credential.label
         return found
 
@@ -85,7 +86,7 @@ def kept_token(path: Path) -> tuple[str, bool]:
 
 def bearer_token(headers) -> str | None:
     """The token of `Authorization: Bearer T`: where operator and viewer tokens go."""
-    header = headers.get("Authorization", "")
+    header = headers.get(AUTHORIZATION_HEADER) or ""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
@@ -94,7 +95,7 @@ def bearer_token(headers) -> str | None:
 
 def device_key(headers) -> str | None:
     """A device key: `X-API-Key: K`, or `Authorization: Bearer K`."""
-    return headers.get("X-API-Key") or bearer_token(headers)
+    return headers.get(API_KEY_HEADER) or bearer_token(headers)
 
 
 class Credentials:
@@ -110,14 +111,7 @@ class Credentials:
         self.operators = TokenSet(operator_tokens + admin_tokens, "operator")
         self.viewers = TokenSet(viewer_tokens + operator_tokens + admin_tokens if viewer_tokens else [],
                                 "viewer")
+        self._by_role = {s.role: s for s in (self.devices, self.admins, self.operators, self.viewers)}
 
     def of(self, role: str) -> TokenSet:
-        return {"device": self.devices, "admin": self.admins, "operator": self.operators,
-                "viewer": self.viewers}[role]
-
-    def identify(self, token: str | None) -> dict[str, str]:
-        """Every role `token` has, with its label there: one digest, compared with every entry."""
-        if not token:
-            return {}
-        digest = _digest(token)
-        return {role: label for role in ROLES if (label := self.of(role).match(digest)) is not None}
+        return self._by_role[role]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING
 
@@ -11,7 +10,8 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from app.errors import Forbidden, InvalidInput, Unauthorized
-from app.security import Credentials, bearer_token, device_key
+from app import security
+from app.security import API_KEY_HEADER, AUTHORIZATION_HEADER, ROLES, Credentials, bearer_token
 from app.services.pipeline import validation_details
 
 if TYPE_CHECKING:
@@ -85,43 +85,88 @@ def parse_model(model: type[BaseModel], body):
         raise InvalidInput("invalid request", validation_details(error, batch=False)) from None
 
 
-@dataclass(frozen=True)
+_UNREAD = object()   # a header or lookup of a Caller not needed yet
+
+
 class Caller:
     """Who sent this request: its credentials, checked once (`caller()`).
 
     Each credential is read from its documented header only: device keys from
-    X-API-Key or `Authorization: Bearer`; operator, viewer and admin tokens
-    from Bearer. `bearer` and `api_key` are the roles (role -> label) of the
-    token in each header, None when that header was not sent.
+    X-API-Key (first) or `Authorization: Bearer`; operator, viewer and admin
+    tokens from Bearer. Lazily, so the ingest path pays only for what it asks:
+    each header is read, each token digested and each role compared with it
+    at most once per request.
     """
-    bearer: dict[str, str] | None
-    api_key: dict[str, str] | None
-    device: Device | None = None     # a registered device's own token (X-API-Key or Bearer)
+    __slots__ = ("_headers", "_credentials", "_devices", "_api_key", "_bearer", "_device", "_digests", "_labels")
 
-    def presented(self, role: str) -> dict[str, str] | None:
-        """The roles of the credential `role` is read from, None when it was not sent."""
-        if role == "device" and self.api_key is not None:
-            return self.api_key
+    def __init__(self, headers, credentials: Credentials, devices: DeviceRegistry | None):
+        self._headers = headers
+        self._credentials = credentials
+        self._devices = devices
+        self._api_key = self._bearer = self._device = _UNREAD
+        self._digests: dict[str, bytes] = {}                  # token -> its digest
+        self._labels: dict[tuple[str, str], str | None] = {}  # (role, token) -> label
+
+    @property
+    def api_key(self) -> str | None:
+        if self._api_key is _UNREAD:
+            self._api_key = self._headers.get(API_KEY_HEADER) or None
+        return self._api_key
+
+    @property
+    def bearer(self) -> str | None:
+        if self._bearer is _UNREAD:
+            self._bearer = bearer_token(self._headers)
+        return self._bearer
+
+    def token(self, role: str) -> str | None:
+        """The token `role` is read from, None when it was not sent."""
+        if role == "device":
+            key = self.api_key
+            if key:
+                return key
         return self.bearer
 
+    def _label(self, token: str, role: str) -> str | None:
+        key = (role, token)
+        labels = self._labels
+        if key in labels:
+            return labels[key]
+        presented = self._digests.get(token)
+        if presented is None:
+            presented = self._digests[token] = security.digest(token)
+        label = labels[key] = self._credentials.of(role).match(presented)
+        return label
+
     def label(self, role: str) -> str | None:
-        return (self.presented(role) or {}).get(role)
+        """The label `role`'s credential has in that role, None if it was not sent or has not the role."""
+        token = self.token(role)
+        return self._label(token, role) if token else None
+
+    def known(self, role: str) -> bool:
+        """Whether the token `role` is read from is a credential of any role (403, not 401)."""
+        token = self.token(role)
+        return token is not None and any(self._label(token, other) for other in ROLES)
+
+    @property
+    def device(self) -> Device | None:
+        """The registered device whose own token this is (X-API-Key or Bearer), if any."""
+        if self._device is _UNREAD:
+            devices = self._devices
+            # Looked up only when devices are registered at all.
+            token = self.token("device") if devices is not None and len(devices) else None
+            self._device = devices.authenticate(token) if token else None
+        return self._device
 
 
 def check_credentials(headers, credentials: Credentials, devices: DeviceRegistry | None) -> Caller:
-    """The one credential check of a request: each presented token digested once."""
-    bearer = bearer_token(headers)
-    api_key = headers.get("X-API-Key") or None
-    device_token = device_key(headers)
-    # Registered devices' own tokens, looked up only when there are any.
-    device = devices.authenticate(device_token) if device_token and devices is not None and len(devices) else None
-    return Caller(credentials.identify(bearer) if bearer else None,
-                  credentials.identify(api_key) if api_key else None, device)
+    """The one credential check of a request (its parts run when first asked for)."""
+    return Caller(headers, credentials, devices)
 
 
 def caller() -> Caller:
-    """This request's Caller, checked on first use and kept on flask.g for the rest
-    of the request (the rate limit and the role check share it)."""
+    """This request's Caller, made on first use and kept on flask.g for the rest of
+    the request (the rate limit and the role check share it)."""
     found = g.get("caller")
     if found is None:
         bhs = services()
@@ -139,16 +184,15 @@ def _require(role: str, optional: bool):
                 g.principal = None
                 return view(*args, **kwargs)
             who = caller()
-            grants = who.presented(role)
-            if grants is None:
+            if who.token(role) is None:
                 where = ("X-API-Key: <key> or Authorization: Bearer <key>" if role == "device"
                          else "Authorization: Bearer <token>")
                 hint = " (X-API-Key is for device keys only)" if who.api_key is not None else ""
                 raise Unauthorized(f"{role} credentials required: {where}{hint}")
-            label = grants.get(role)
+            label = who.label(role)
             if label is None:
                 # A token of another role is known but not enough: 403, else 401.
-                if grants:
+                if who.known(role):
                     raise Forbidden(f"this token does not grant {role} access")
                 raise Unauthorized(f"invalid {role} credentials")
             g.principal = label

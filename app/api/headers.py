@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.security import API_KEY_HEADER, AUTHORIZATION_HEADER
+
 # Only our own assets. Socket.IO's websocket is same-origin ('self' covers ws:
 # and wss: to this host in CSP3). Styles set from script through the CSSOM
 # (uPlot, the bars) are not inline style attributes and need no exception.
@@ -15,7 +17,7 @@ def register_headers(app: Flask, cors_origins: list[str]) -> None:
     if cors_origins:
         from flask_cors import CORS
         CORS(app, resources={r"/api/*": {"origins": cors_origins}},
-             allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600)
+             allow_headers=[AUTHORIZATION_HEADER, "Content-Type", API_KEY_HEADER], max_age=600)
 
     @app.after_request
     def security_headers(response):

@@ -11,12 +11,13 @@ from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
 
 from app.models import ErrorEnvelope
+from app.security import API_KEY_HEADER
 
 SECURITY = [
     SecurityScheme(name="operator", data=SecuritySchemeData(
         type="http", scheme="bearer", description="An OPERATOR_TOKENS entry: control, logs, simulator")),
     SecurityScheme(name="device", data=SecuritySchemeData(
-        type="apiKey", field_in="header", name="X-API-Key",
+        type="apiKey", field_in="header", name=API_KEY_HEADER,
         description="A DEVICE_KEYS entry (or Authorization: Bearer); only when DEVICE_KEYS is set")),
     SecurityScheme(name="admin", data=SecuritySchemeData(
         type="http", scheme="bearer", description="An ADMIN_TOKENS entry: the device registry")),

@@ -28,7 +28,7 @@ def app(make_app):
 def counted(monkeypatch):
     """How many credential checks, and how many token digests, each request made."""
     calls = {"checks": 0, "digests": 0}
-    check, digest = common.check_credentials, security._digest
+    check, digest = common.check_credentials, security.digest
 
     def counting_check(*args, **kwargs):
         calls["checks"] += 1
@@ -39,7 +39,7 @@ def counted(monkeypatch):
         return digest(token)
 
     monkeypatch.setattr(common, "check_credentials", counting_check)
-    monkeypatch.setattr(security, "_digest", counting_digest)
+    monkeypatch.setattr(security, "digest", counting_digest)
 
     def reset():
         calls.update(checks=0, digests=0)
