@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import wire
@@ -158,6 +159,17 @@ def documented_gets(client) -> list[str]:
     return sorted(path for path, operations in spec["paths"].items() if "get" in operations)
 
 
+def schema_errors(spec: dict, path: str, body) -> list[str]:
+    """Where a 200 answer differs from the response schema /openapi.json documents for it."""
+    content = spec["paths"][path]["get"]["responses"]["200"].get("content", {})
+    schema = content.get("application/json", {}).get("schema")
+    if schema is None:
+        return []
+    validator = Draft202012Validator({**schema, "components": spec["components"]})
+    return [f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+            for e in validator.iter_errors(body)]
+
+
 QUERY = {"/api/history/export": {"format": "ndjson", "start": "-1h"},
          "/api/alerts": {"state": "all"}, "/api/logs": {"level": "DEBUG"},
          "/api/v1/{token}/rpc": {"timeout": "0"}}
@@ -165,9 +177,10 @@ QUERY = {"/api/history/export": {"format": "ndjson", "start": "-1h"},
 
 def test_every_documented_get_answers_in_the_convention(fed):
     client, params = fed["client"], fed["params"]
+    spec = client.get("/openapi.json").json
     paths = documented_gets(client)
     assert len(paths) >= 25, paths          # a generator that documents nothing fails here
-    breaches, unreachable, thin = [], [], []
+    breaches, unreachable, thin, undocumented = [], [], [], []
     for path in paths:
         names = re.findall(r"{(\w+)}", path)
         if any(name not in params for name in names):
@@ -186,6 +199,7 @@ def test_every_documented_get_answers_in_the_convention(fed):
         allowed = wire.LEGACY_CAMEL_CASE.get(("GET", rule), frozenset())
         if reply.mimetype == "application/json":
             body = reply.json
+            undocumented += schema_errors(spec, path, body)
         elif reply.mimetype == "application/x-ndjson":
             body = [json.loads(line) for line in reply.get_data(as_text=True).splitlines() if line]
         elif path == "/metrics":     # Prometheus text: its metric and label names are the keys
@@ -202,6 +216,7 @@ def test_every_documented_get_answers_in_the_convention(fed):
     assert not unreachable, unreachable
     assert not thin, thin
     assert not breaches, "\n".join(breaches)
+    assert not undocumented, "\n".join(undocumented)    # the answers are what the document says
 
 
 def test_the_legacy_answers_are_the_only_camel_case(fed):
