@@ -28,9 +28,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import QUIET, ClientPool, percentile, stamp, wrk  # noqa: E402
-from tests.cluster_harness import Cluster  # noqa: E402
-from tests.cluster_services import NginxProxy, RedisServer  # noqa: E402
-from tests.conftest import ServerProcess  # noqa: E402
+from testkit.cluster_harness import Cluster  # noqa: E402
+from testkit.cluster_services import NginxProxy, RedisServer  # noqa: E402
+from testkit.server import ServerProcess  # noqa: E402
 
 BATCH = 100
 # /live viewers per instance, and the probe's pace.

@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import ServerProcess, free_port  # noqa: E402
-from tests.services import InfluxServer, ensure_installed, wait_until  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
+from testkit.server import ServerProcess  # noqa: E402
+from testkit.services import InfluxServer, ensure_installed, wait_until  # noqa: E402
 
 QUIET = {"LOG_LEVEL": "WARNING", "SIMULATOR": "off", "INGEST_RATE_LIMIT": "1000000 per second"}
 
@@ -52,7 +53,7 @@ class Influx:
         self.folder = Path(tempfile.mkdtemp(prefix="bench-influx-"))
         self.server = InfluxServer(self.folder).start()
         port = free_port()
-        self.bridge = subprocess.Popen([sys.executable, "-m", "tests.services", "bridge", self.server.url, str(port)],
+        self.bridge = subprocess.Popen([sys.executable, "-m", "testkit.services", "bridge", self.server.url, str(port)],
                                        cwd=ROOT)
         self.url = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(self.url + "/ping", timeout=1).status_code == 204, 10, "bridge")
@@ -68,8 +69,8 @@ class Influx:
 
 
 def start_server(**env) -> ServerProcess:
-    import tests.conftest
-    tests.conftest.START_TIMEOUT_S = 120   # a loaded shared machine starts servers slowly
+    import testkit.server
+    testkit.server.START_TIMEOUT_S = 120   # a loaded shared machine starts servers slowly
     folder = Path(tempfile.mkdtemp(prefix="bench-server-"))
     return ServerProcess(folder, **{**QUIET, **env}).start()
 

@@ -21,7 +21,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile, start_server  # noqa: E402
-from tests.conftest import OPERATOR_TOKEN  # noqa: E402
+from testkit.server import OPERATOR_TOKEN  # noqa: E402
 
 # Previews are sent back to back for one health phase, at most this many.
 PREVIEWS = 300

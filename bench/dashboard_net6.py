@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import start_server  # noqa: E402
-from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
-from tests.services import ensure_installed  # noqa: E402
+from testkit.browser import CHROMIUM_ARGS  # noqa: E402
+from testkit.services import ensure_installed  # noqa: E402
 
 SECONDS = 5
 # Frame gaps while zooming between `low` and `high` times the fitted zoom (0: idle).

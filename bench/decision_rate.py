@@ -17,7 +17,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import ServerProcess  # noqa: E402
+from testkit.server import ServerProcess  # noqa: E402
 
 WARM_UP_S = 60
 

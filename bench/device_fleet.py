@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import start_server  # noqa: E402
-from tests.services import MosquittoBroker  # noqa: E402
+from testkit.services import MosquittoBroker  # noqa: E402
 from tools import devices  # noqa: E402
 
 DURATION_S = 15.0

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.adapters.influx import InfluxHistory  # noqa: E402
 from app.adapters.spool import DiskSpool  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.services import InfluxServer, wait_until  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
+from testkit.services import InfluxServer, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def run(points: int = POINTS) -> dict:
     server = InfluxServer(folder).start()
     # The bridge runs in its own process, so neither method pays for it here.
     port = free_port()
-    bridge = subprocess.Popen([sys.executable, "-m", "tests.services", "bridge", server.url, str(port)], cwd=ROOT)
+    bridge = subprocess.Popen([sys.executable, "-m", "testkit.services", "bridge", server.url, str(port)], cwd=ROOT)
     bridge_url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(bridge_url + "/ping", timeout=1).status_code == 204, 10, "bridge")
     try:

@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 from bench import load  # noqa: E402
 from bench.common import QUIET, Influx, PassivePool, cpu_count, percentile  # noqa: E402
 from bench.load import ProbePool, Senders, cpu_seconds  # noqa: E402
-from tests.conftest import ServerProcess, free_port  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
+from testkit.server import ServerProcess  # noqa: E402
 
 PREFIX = "lat-"
 PROBES = 10

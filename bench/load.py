@@ -344,7 +344,7 @@ def wrk_post(url: str, body: str, seconds: int, connections: int = 8, threads: i
     import subprocess
     import tempfile
 
-    from tests.services import ensure_installed
+    from testkit.services import ensure_installed
 
     binary = ensure_installed("wrk", "wrk")
     folder = Path(tempfile.mkdtemp(prefix="bench-wrk-"))

@@ -22,8 +22,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import ServerProcess  # noqa: E402
-from tests.services import MosquittoBroker  # noqa: E402
+from testkit.server import ServerProcess  # noqa: E402
+from testkit.services import MosquittoBroker  # noqa: E402
 
 MESSAGES = 50_000
 QOS = 1

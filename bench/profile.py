@@ -29,7 +29,8 @@ from bench.common import QUIET, Influx, PassivePool, percentile  # noqa: E402
 from bench.http_ingest import HEADERS, INGEST_RATE_LIMIT, KEY, SINGLE  # noqa: E402
 from bench.latency import PREFIX, PROBES  # noqa: E402
 from bench.load import ProbePool, Senders, py_spy, wrk_post  # noqa: E402
-from tests.conftest import OPERATOR_TOKEN, free_port  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
+from testkit.server import OPERATOR_TOKEN  # noqa: E402
 
 PROFILES = ROOT / "bench" / "profiles"
 SECONDS = 10

@@ -123,7 +123,7 @@ def clients_rows(table: Table, mode: str) -> None:
 
 
 def mqtt_rows(table: Table) -> None:
-    from tests.services import MosquittoBroker
+    from testkit.services import MosquittoBroker
     mqtt_ingest.MESSAGES = 50_000
     broker = MosquittoBroker(Path(tempfile.mkdtemp(prefix="bench-mq-"))).start()
     try:

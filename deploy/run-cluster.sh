@@ -10,7 +10,7 @@
 # redis-server, mosquitto, influxdb and nginx (apt-get install redis-server
 # mosquitto influxdb nginx-light). Debian's influxd is 1.6.7, older than the
 # v2 write API our client uses, so the tests' small v2 bridge runs in front of
-# it (tests/services.py); with InfluxDB 1.8+ or 2.x point INFLUXDB_URL at it.
+# it (testkit/services.py); with InfluxDB 1.8+ or 2.x point INFLUXDB_URL at it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${BHS_CLUSTER_DIR:-$PWD/cluster-run}"
@@ -75,7 +75,7 @@ influxd config 2>/dev/null \
 run influxd influxd -config "$DIR/influxdb/influxdb.conf"
 wait_port "$INFLUX_PORT"
 curl -s -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE water" >/dev/null
-run influx-bridge python -m tests.services bridge "http://127.0.0.1:$INFLUX_PORT" "$BRIDGE_PORT"
+run influx-bridge python -m testkit.services bridge "http://127.0.0.1:$INFLUX_PORT" "$BRIDGE_PORT"
 wait_port "$BRIDGE_PORT"
 
 # Every instance must accept the same operator tokens.

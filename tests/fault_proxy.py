@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from tests.conftest import free_port
+from testkit.ports import free_port
 
 WRITE_PATHS = ("/api/v2/write", "/write")
 

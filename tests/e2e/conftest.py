@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import ensure_installed
+from testkit.browser import CHROMIUM_ARGS
+from testkit.services import ensure_installed
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# Without these, Chromium tries Google's hosts at start-up on this closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ import requests
 
 from playwright.sync_api import expect
 
-from tests.conftest import OPERATOR_TOKEN, ServerProcess, free_port
-from tests.helpers import stamp
+from testkit.helpers import stamp
+from testkit.ports import free_port
+from testkit.server import OPERATOR_TOKEN, ServerProcess
 
 SIMULATED = {"SIMULATOR": "on", "SIMULATOR_SEED": "3", "SIMULATOR_EVENTS_PER_HOUR": "0",
              "ALERT_CLEAR_AFTER_S": "2", "ADMIN_TOKENS": "adm=e2e-admin"}

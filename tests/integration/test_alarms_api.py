@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import OPERATOR_TOKEN
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
+from testkit.server import OPERATOR_TOKEN
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 

@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 import requests
 
-from tests.conftest import OPERATOR_TOKEN, ServerProcess
-from tests.helpers import stamp, wait_for
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN, ServerProcess
 from tests.live_client import LiveClient
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

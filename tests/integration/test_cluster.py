@@ -18,11 +18,11 @@ import pytest
 import requests
 
 from app.config import BUNDLED_NETWORK
-from tests.conftest import OPERATOR_TOKEN
-from tests.cluster_harness import Cluster, HttpFeeder, MqttFeeder, Stamps, Viewer, control, ms, swing
-from tests.cluster_services import NginxProxy
-from tests.helpers import stamp, wait_for
-from tests.services import MosquittoBroker
+from testkit.cluster_harness import Cluster, HttpFeeder, MqttFeeder, Stamps, Viewer, control, ms, swing
+from testkit.cluster_services import NginxProxy
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN
+from testkit.services import MosquittoBroker
 
 # Short lease so the leader test is quick; the default is 10 s.
 LEASE_S = 4

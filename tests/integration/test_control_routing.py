@@ -6,8 +6,8 @@ import pytest
 import requests
 import socketio
 
-from tests.helpers import wait_for
-from tests.conftest import OPERATOR_TOKEN
+from testkit.helpers import wait_for
+from testkit.server import OPERATOR_TOKEN
 from tests.live_client import LiveClient
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

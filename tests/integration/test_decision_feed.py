@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import OPERATOR_TOKEN
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
+from testkit.server import OPERATOR_TOKEN
 from tests.integration.test_mqtt import Device, mqtt_env
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

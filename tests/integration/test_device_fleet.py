@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 from tests.integration.test_device_mqtt import dynsec_server
 from tests.integration.test_devices import ADMIN, ADMIN_TOKEN, sensor
 from tools import devices

@@ -12,8 +12,8 @@ from datetime import datetime
 import paho.mqtt.client as mqtt
 import requests
 
-from tests.conftest import OPERATOR_TOKEN
-from tests.helpers import stamp, wait_for
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN
 from tests.integration.test_devices import ADMIN, ADMIN_TOKEN, ESP32_BODY, a_valve, commands, sensor
 
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

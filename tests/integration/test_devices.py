@@ -9,8 +9,8 @@ import time
 import requests
 import socketio
 
-from tests.conftest import OPERATOR_TOKEN
-from tests.helpers import stamp, wait_for
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

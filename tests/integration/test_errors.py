@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.conftest import OPERATOR_TOKEN
+from testkit.server import OPERATOR_TOKEN
 
 
 def assert_envelope(reply, status, code):
@@ -19,7 +19,7 @@ def assert_envelope(reply, status, code):
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
-    from tests.conftest import ServerProcess
+    from testkit.server import ServerProcess
     proc = ServerProcess(tmp_path_factory.mktemp("keyed"), DEVICE_KEYS="dev-key-1,dev-key-2",
                          MAX_BODY_BYTES="65536").start()
     yield proc

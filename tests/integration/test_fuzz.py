@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from tests.conftest import OPERATOR_TOKEN, ServerProcess
+from testkit.server import OPERATOR_TOKEN, ServerProcess
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 

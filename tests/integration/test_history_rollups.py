@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 import requests
 
-from tests.helpers import stamp, wait_for
+from testkit.helpers import stamp, wait_for
 
 DAY = 86400
 

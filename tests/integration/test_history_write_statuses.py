@@ -13,8 +13,8 @@ import time
 import pytest
 import requests
 
+from testkit.helpers import stamp, wait_for
 from tests.fault_proxy import FaultProxy
-from tests.helpers import stamp, wait_for
 
 SENSORS = 5
 # Fast retries and alert so each phase takes a second or two.

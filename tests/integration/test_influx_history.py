@@ -14,8 +14,8 @@ from datetime import datetime
 import pytest
 import requests
 
-from tests.helpers import stamp, wait_for
-from tests.conftest import OPERATOR_TOKEN
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 

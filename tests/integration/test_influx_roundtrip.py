@@ -17,7 +17,7 @@ from app.adapters.influx import InfluxHistory
 from app.adapters.spool import DiskSpool
 from app.models import SENSOR_ID_PATTERN, SLUG_PATTERN, TAG_TEXT_PATTERN
 from app.services.history import HistoryQuery
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 ids = st.from_regex(SENSOR_ID_PATTERN, fullmatch=True)
 slugs = st.from_regex(SLUG_PATTERN, fullmatch=True)

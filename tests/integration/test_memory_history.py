@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from tests.helpers import stamp
+from testkit.helpers import stamp
 
 
 

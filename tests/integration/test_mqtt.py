@@ -8,8 +8,8 @@ import time
 import paho.mqtt.client as mqtt
 import requests
 
-from tests.helpers import wait_for
-from tests.conftest import OPERATOR_TOKEN
+from testkit.helpers import wait_for
+from testkit.server import OPERATOR_TOKEN
 from tests.live_client import LiveClient
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -168,7 +168,7 @@ def test_device_presence_and_unexpected_offline_alert(start_server, broker):
 
 
 def test_bad_credentials_give_up_loudly(start_server, tmp_path):
-    from tests.services import MosquittoBroker
+    from testkit.services import MosquittoBroker
     locked = MosquittoBroker(tmp_path)
     locked.config.write_text(locked.config.read_text().replace("allow_anonymous true", "allow_anonymous false"))
     locked.start()

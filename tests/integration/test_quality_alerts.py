@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from tests.helpers import stamp, wait_for
-from tests.conftest import OPERATOR_TOKEN
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN
 from tests.live_client import LiveClient
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

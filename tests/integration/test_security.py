@@ -8,7 +8,7 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import ServerProcess
+from testkit.server import ServerProcess
 
 DEVICE, OPERATOR, VIEWER = "dev-secret-1", "op-secret-1", "view-secret-1"
 HASHED = "op-secret-2"

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from tools import devices
-from tests.helpers import stamp, wait_for
-from tests.conftest import OPERATOR_TOKEN
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
@@ -17,7 +17,7 @@ AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    from tests.conftest import ServerProcess
+    from testkit.server import ServerProcess
     env = {"SIMULATOR_SEED": "11", "SIMULATOR_EVENTS_PER_HOUR": "0"}
     proc = ServerProcess(tmp_path_factory.mktemp("sim"), **env)
     proc.env.pop("SIMULATOR")          # the default: on, since MQTT_URL is unset

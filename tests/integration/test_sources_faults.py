@@ -25,7 +25,7 @@ from app.services.fusion import SensorIndex
 from app.services.metrics import Metrics
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 from tests.source_fixtures import SourceFixtureServer
 
 API_KEY = "k3y-not-for-logs-0123456789"

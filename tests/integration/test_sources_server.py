@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from tests.conftest import OPERATOR_TOKEN, ServerProcess
-from tests.helpers import stamp, wait_for
+from testkit.helpers import stamp, wait_for
+from testkit.server import OPERATOR_TOKEN, ServerProcess
 from tests.integration.test_sources_faults import WATER_BODY, ogd_entry, stac_entry, weather_entry
 from tests.live_client import LiveClient
 from tests.source_fixtures import SourceFixtureServer, add_scene

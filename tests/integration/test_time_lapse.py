@@ -12,7 +12,7 @@ from datetime import datetime
 
 import requests
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 SPEED = 900
 # Four simulated hours: 16 forecast slots, 16 real seconds at 900x.

@@ -11,7 +11,7 @@ from app.services.metrics import Metrics
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
 from app.services.wqi import WqiStations
-from tests.helpers import stamp
+from testkit.helpers import stamp
 
 T0 = 1_700_000_000.0
 WINDOW_S = 900.0

@@ -11,7 +11,7 @@ import pytest
 from app import create_app
 from app.config import Settings
 from app.services import history_export
-from tests.helpers import stamp
+from testkit.helpers import stamp
 
 
 @pytest.fixture

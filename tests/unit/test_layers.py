@@ -4,11 +4,14 @@
 - The core (app.services, app.domain) imports no adapter, API, real-time or
   composition module: those sit at the edge and are handed in.
 - Only the composition root constructs the services.
+- Nothing outside tests/ imports tests/: bench/, tools/ and deploy/ share
+  helpers with the tests through testkit/, which imports neither tests/ nor bench/.
 Imports under `if TYPE_CHECKING:` are annotations, not dependencies, and are skipped.
 """
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -140,3 +143,59 @@ def test_services_are_constructed_only_in_the_bootstrap(name):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == name:
                 builders.append(module_name(path))
     assert set(builders) <= {"app.bootstrap"}, f"{name} built in {sorted(set(builders))}"
+
+
+ROOT = APP.parent
+# Benchmarks, tools and the app never load the test suite (its fixtures, pytest).
+NOT_TESTS = ("app", "bench", "testkit", "tools")
+# A dotted module name standing alone in a string: `python -m tests.services`.
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)+")
+
+
+def modules_named(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) for every absolute import, and every string that is a module
+    name (what `python -m` and importlib are given)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.append((node.lineno, node.module or ""))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
+            found.append((node.lineno, node.value))
+    return found
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def references(folder: str, package: str) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{line} {module}"
+            for path in sorted((ROOT / folder).rglob("*.py"))
+            for line, module in modules_named(ast.parse(path.read_text(), str(path))) if within(module, package)]
+
+
+@pytest.mark.parametrize("folder", NOT_TESTS)
+def test_nothing_outside_tests_imports_tests(folder):
+    assert (ROOT / folder).is_dir()
+    assert references(folder, "tests") == []
+
+
+def test_testkit_imports_no_benchmark():
+    assert references("testkit", "bench") == []
+
+
+def test_bench_shares_helpers_through_testkit():
+    """The check reads bench's real imports: bench does use testkit."""
+    assert any(within(module, "testkit") for path in (ROOT / "bench").rglob("*.py")
+               for _, module in modules_named(ast.parse(path.read_text())))
+
+
+def test_the_tests_import_check_sees_every_form():
+    planted = ast.parse("from tests.conftest import free_port\nimport tests.services as s\n"
+                        "def f():\n    from tests import helpers\n"
+                        "cmd = ['python', '-m', 'tests.services', 'bridge']\n"
+                        "from testkit.ports import free_port\nnote = 'tests are fine'\n")
+    hits = sorted((line, module) for line, module in modules_named(planted) if within(module, "tests"))
+    assert hits == [(1, "tests.conftest"), (2, "tests.services"), (4, "tests"), (5, "tests.services")]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
-from tests.conftest import free_port
+from testkit.ports import free_port
 
 _apt_updated = False
 
@@ -236,7 +236,7 @@ class MosquittoBroker:
 
 
 if __name__ == "__main__":
-    # `python -m tests.services bridge <upstream-url> <port>`: a bridge in its own
+    # `python -m testkit.services bridge <upstream-url> <port>`: a bridge in its own
     # process, so a benchmark doesn't pay for it in the process it measures.
     import sys
     _, kind, upstream, port = sys.argv

@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 import requests
 import socketio
 
-from tests.conftest import OPERATOR_TOKEN, ServerProcess
-from tests.helpers import stamp
-from tests.services import wait_until
+from testkit.helpers import stamp
+from testkit.server import OPERATOR_TOKEN, ServerProcess
+from testkit.services import wait_until
 
 # How long an instance may take to answer /api/ready after it answers /api/health.
 READY_TIMEOUT_S = 60

@@ -9,8 +9,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.conftest import free_port
-from tests.services import ensure_installed, wait_until
+from testkit.ports import free_port
+from testkit.services import ensure_installed, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
