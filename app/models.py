@@ -13,7 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from app.services.alerts import SHELVE_MAX_S, SHELVE_MIN_S
 from app.services.local_time import SECONDS_PER_DAY
 
-SENSOR_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+# The characters of a sensor id (and of the ids the API takes beside it), and the
+# longest id or short text accepted (contract: 1-64 of A-Za-z0-9_.:-).
+ID_CHARS = "A-Za-z0-9_.:-"
+MAX_ID_LENGTH = 64
+SENSOR_ID_PATTERN = rf"^[{ID_CHARS}]{{1,{MAX_ID_LENGTH}}}$"
 SLUG_PATTERN = r"^[a-z0-9_]{1,32}$"
 # Metrics the analysis understands; any other slug is stored as given.
 KNOWN_METRICS = frozenset({
@@ -34,7 +38,7 @@ PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # Text stored as an InfluxDB tag also may not end in a backslash: line protocol
 # cannot carry one (influxd answers "invalid tag format" however it is escaped).
 TAG_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\\]$"
-ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=TAG_TEXT_PATTERN)]
+ShortText = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=TAG_TEXT_PATTERN)]
 
 
 class Reading(BaseModel):
@@ -118,7 +122,7 @@ class ControlRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": CONTROL_EXAMPLES})
 
     action: ControlAction = Field(description="; ".join(f"`{a}`: {v}" for a, v in CONTROL_VALUES.items()))
-    target: str | None = Field(default=None, min_length=1, max_length=64,
+    target: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH,
                                description="the node, link or alert the action applies to")
     value: str | float | int | bool | None = Field(
         default=None, description="set_valve: 0-100 (%); set_pump: 'on', 'off' or 0-100 (%); "
@@ -131,7 +135,7 @@ class SimulationEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event: EventKind
-    target: str | None = Field(default=None, max_length=64)
+    target: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
     magnitude: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 1.0
     duration_s: Annotated[float, Field(gt=0, le=SECONDS_PER_DAY, allow_inf_nan=False)] = 300.0
 
@@ -139,7 +143,7 @@ class SimulationEvent(BaseModel):
 class SimulationBaseline(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    target: str = Field(min_length=1, max_length=64)
+    target: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     factor: Annotated[float, Field(ge=0.2, le=3.0, allow_inf_nan=False)]
 
 
@@ -166,7 +170,7 @@ class AckMany(BaseModel):
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"ids": ["6650a1f2-3", "6650a1f2-7"]}]})
 
-    ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=1000)
+    ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]] = Field(min_length=1, max_length=1000)
 
 
 class ShelveRequest(BaseModel):

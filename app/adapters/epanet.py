@@ -30,6 +30,7 @@ import math
 import re
 from pathlib import Path
 
+from app.models import ID_CHARS, MAX_ID_LENGTH
 from app.services.network import Network
 
 # Flow velocity (m/s) at which a pipe is taken to be at capacity; 1.5 m/s is a
@@ -57,7 +58,7 @@ def default_sensors(nodes: list[dict], links: list[dict]) -> list[dict]:
 
     def sid(element: str, metric: str) -> str:
         """`<element>.<metric>` in the characters sensor ids allow, unique, at most 64 long."""
-        base = re.sub(r"[^A-Za-z0-9_.:-]", "_", element)[:64 - len(metric) - 5]
+        base = re.sub(rf"[^{ID_CHARS}]", "_", element)[:MAX_ID_LENGTH - len(metric) - 5]
         candidate, n = f"{base}.{metric}", 1
         while candidate in taken:
             n += 1

@@ -14,12 +14,12 @@ from app.api.schemas import (PlanResponse, DecisionList, ExportParams, Forecast,
                              HistoryResponse, LatestFound, LatestMissing, LimitParams, NetworkResponse,
                              RoutingResponse, SensorDetail, SensorList, Status, WqiList)
 from app.errors import InvalidInput, NotFound
-from app.models import ErrorEnvelope
+from app.models import ID_CHARS, ErrorEnvelope
 from app.services import history_export as export
 from app.services.history import build_query, read_history
 
 # Characters kept in an export's file name; the rest become "_".
-UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.:-]")
+UNSAFE_FILENAME = re.compile(rf"[^{ID_CHARS}]")
 
 bp = Blueprint("read", __name__)
 

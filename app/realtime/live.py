@@ -9,6 +9,7 @@ from flask_socketio import Namespace, emit, join_room, leave_room
 
 from app import wire
 from app.errors import InvalidInput, error_envelope
+from app.models import MAX_ID_LENGTH
 from app.realtime.broadcaster import ALL_ROOM, Broadcaster, node_room
 from app.security import TokenSet
 from app.services.store import DataStore
@@ -35,7 +36,7 @@ def _node_list(data) -> list[str] | None:
     nodes = data.get("nodes") if isinstance(data, dict) else None
     if not isinstance(nodes, list) or len(nodes) > MAX_SUBSCRIBED_NODES:
         return None
-    if not all(isinstance(n, str) and 0 < len(n) <= 64 for n in nodes):
+    if not all(isinstance(n, str) and 0 < len(n) <= MAX_ID_LENGTH for n in nodes):
         return None
     return nodes
 

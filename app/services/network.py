@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.models import MAX_ID_LENGTH, SENSOR_ID_PATTERN
+
 NodeKind = Literal["source", "plant", "pump_station", "reservoir", "junction", "zone"]
 LinkKind = Literal["pipe", "pump", "valve"]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -40,7 +42,7 @@ class NetworkFileError(ValueError):
 class Node(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     kind: NodeKind
     name: str
     lat: float = Field(ge=-90, le=90)
@@ -61,7 +63,7 @@ class Node(BaseModel):
 class Link(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     from_: str = Field(alias="from")
     to: str
     kind: LinkKind
@@ -86,7 +88,7 @@ class Link(BaseModel):
 class Sensor(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    id: str = Field(pattern=SENSOR_ID_PATTERN)
     node: str
     metric: str
     unit: str | None = None
