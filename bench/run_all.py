@@ -257,7 +257,11 @@ def main() -> None:
     parser.add_argument("--out", default="run_all", help="name of the JSON and PNG under bench/results/")
     parser.add_argument("--other-timeout", type=float, default=OTHER_SCRIPT_TIMEOUT_S,
                         help="seconds each of the other parts' scripts may run")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="run every bench in an autogroup of its own at this niceness (root; bench/latency.py)")
     args = parser.parse_args()
+    if args.nice is not None:
+        latency.raise_group_priority(args.nice)
     skip = set(filter(None, args.skip.split(",")))
     interval = args.interval_ms
     if interval is None:
@@ -287,7 +291,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     about = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "machine": machine(), "minutes": round((time.time() - started) / 60, 1),
-             "interval_ms": interval, "modes": args.modes}
+             "interval_ms": interval, "modes": args.modes, "nice": args.nice}
     (RESULTS / f"{args.out}.json").write_text(json.dumps({**about, "rows": table.rows}, indent=1))
     chart(table.rows, RESULTS / f"{args.out}.png")
     print()
