@@ -20,6 +20,7 @@ import threading
 import time
 
 PREFIX = os.environ.get("BENCH_TRACE_PREFIX", "lat-")
+STAMPS = ("trace_in", "trace_pub", "trace_emit")
 # Collector pauses shorter than this are not worth a line.
 GC_NOTED_S = 0.0005
 

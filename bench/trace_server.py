@@ -14,6 +14,7 @@ os.chdir(ROOT)
 
 import run  # noqa: E402  (patches eventlet/gevent before anything else)
 
+from app import wire  # noqa: E402
 from app.realtime import broadcaster  # noqa: E402
 from bench import trace  # noqa: E402
 
@@ -41,7 +42,22 @@ def flush(self, event, records):
     _flush(self, event, records)
 
 
+_readings = wire.readings
+
+
+def readings(records):
+    """The frame's shape, with the trace stamps kept (the wire shape drops unknown keys)."""
+    records = list(records)
+    shaped = _readings(records)
+    for record, out in zip(records, shaped):
+        for key in trace.STAMPS:
+            if key in record:
+                out[key] = record[key]
+    return shaped
+
+
 run.create_app = create_app
+wire.readings = readings
 broadcaster.Broadcaster.publish = publish
 broadcaster.Broadcaster._flush = flush
 trace.note_gc()
