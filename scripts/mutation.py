@@ -63,17 +63,22 @@ def results(module: str) -> dict[str, str]:
 
 def report(modules: list[str]) -> int:
     equivalent = documented_equivalents()
-    print("| module | mutants | killed | survived: equivalent | survived: other | timeout | not run |")
+    print("| module | mutants | killed | timeout | survived: equivalent | survived: other | no test reaches it |")
     print("|---|---|---|---|---|---|---|")
-    undocumented = []
+    undocumented, pending = [], []
     for module in modules:
         found = results(module)
         counts = Counter(found.values())
-        survivors = [n for n, s in found.items() if s == "survived"]
+        survivors = [n for n, s in found.items() if s in ("survived", "no tests")]
         eq = [n for n in survivors if n in equivalent]
         undocumented += [n for n in survivors if n not in equivalent]
-        print(f"| {module} | {len(found)} | {counts['killed']} | {len(eq)} | {len(survivors) - len(eq)} "
-              f"| {counts['timeout']} | {len(found) - counts['killed'] - len(survivors) - counts['timeout']} |")
+        print(f"| {module} | {len(found)} | {counts['killed']} | {counts['timeout']} | {len(eq)} "
+              f"| {counts['survived'] - len([n for n in eq if found[n] == 'survived'])} | {counts['no tests']} |")
+        unjudged = len(found) - counts["killed"] - counts["timeout"] - len(survivors)
+        if unjudged:
+            pending.append(f"{module}: {unjudged} not judged ({', '.join(sorted(set(found.values())))})")
+    for line in pending:
+        print(line)
     if undocumented:
         print("\nSurvivors not documented as equivalent (`mutmut show NAME` shows one):")
         for name in undocumented:

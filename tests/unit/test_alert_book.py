@@ -103,6 +103,7 @@ def test_a_shelved_alarm_that_clears_acknowledged_is_archived_unshelved(book):
     archived = book.clear("Z.ph", "quality_ph")
     assert archived["alarm_state"] == "cleared_acknowledged" and archived["shelved"] is False
     assert archived["shelved_until"] is None and archived["shelved_by"] is None
+    assert archived["shelve_reason"] is None
     assert [(e["action"], e["by"], e.get("detail")) for e in book.get(alarm["id"])["events"]] == [
         ("raised", "system", None), ("acknowledged", "ops", None), ("shelved", "ops", "for 600 s: cleaning"),
         ("unshelved", "system", None), ("cleared", "system", None)]
@@ -148,15 +149,18 @@ def test_shelving_limits_and_unknown_alarms_are_explained(book):
 
 def test_shelved_alarms_are_counted_apart_and_active_ones_per_severity(book):
     a = book.raise_("a", "c", "critical", "x")
+    e = book.raise_("e", "c", "warning", "x")
     book.raise_("b", "c", "minor", "x")
+    book.raise_("f", "c", "minor", "x")
     book.raise_("d", "c", "minor", "x")
     book.clear("d", "c")
     book.shelve(a["id"], "ops", 60)
+    book.shelve(e["id"], "ops", 120)
     summary = book.summary()
-    assert summary == {"states": {"active_unacknowledged": 1, "active_acknowledged": 0,
+    assert summary == {"states": {"active_unacknowledged": 2, "active_acknowledged": 0,
                                   "cleared_unacknowledged": 1, "cleared_acknowledged": 0},
-                       "shelved": 1, "active_by_severity": {"critical": 0, "major": 0, "minor": 1, "warning": 0},
-                       "unacknowledged": 2}
+                       "shelved": 2, "active_by_severity": {"critical": 0, "major": 0, "minor": 2, "warning": 0},
+                       "unacknowledged": 3}
     book.clock_.now += 60                                         # the shelf ends exactly on time
     assert book.summary()["active_by_severity"]["critical"] == 1
     assert [e.alert["last_action"] for e in book.published_][-1] == "shelf_expired"
@@ -229,3 +233,9 @@ def test_an_alarm_adopted_from_another_instance(book):
 def test_both_state_names(active, acknowledged, legacy, state):
     alarm = {"active": active, "acknowledged": acknowledged}
     assert legacy_state(alarm) == legacy and alarm_state(alarm) == state
+
+
+def test_acknowledging_many_skips_unknown_ids_anywhere_and_names_the_operator(book):
+    ids = [book.raise_(f"s{n}", "c", "warning", "w")["id"] for n in range(3)]
+    done = book.acknowledge_many([ids[0], "nope", ids[1], ids[2]], "ops")
+    assert [(a["id"], a["acknowledged_by"]) for a in done] == [(i, "ops") for i in ids]

@@ -87,3 +87,8 @@ def test_event_lines_escape_every_part_that_could_change_the_points_shape():
 ])
 def test_field_values(value, text):
     assert lp.field_value(value) == text
+
+
+def test_influxql_text_cannot_escape_its_quotes():
+    assert lp.string_literal("C:\\' OR 1=1") == "'C:\\\\\\' OR 1=1'"
+    assert lp.identifier("a\\") == '"a\\\\"'
