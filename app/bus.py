@@ -28,6 +28,16 @@ def handler_name(handler: Handler) -> str:
     return getattr(handler, "__qualname__", None) or repr(handler)
 
 
+class _Dispatch:
+    """One thread's (or greenthread's) events waiting for their handlers."""
+
+    __slots__ = ("queue", "handling")
+
+    def __init__(self):
+        self.queue: deque[Event] = deque()
+        self.handling = False
+
+
 class MessageBus:
     def __init__(self, registry: CollectorRegistry):
         self._handlers: dict[type[Event], list[Handler]] = {}
@@ -44,19 +54,22 @@ class MessageBus:
     def publish(self, event: Event) -> None:
         if not isinstance(event, Event):
             raise TypeError(f"not a domain event: {event!r}")
-        local = self._local
-        queue = getattr(local, "queue", None)
-        if queue is None:
-            queue = local.queue = deque()
+        # One thread-local read per event: under eventlet each access to a
+        # threading.local swaps a greenthread's dict in (eventlet.corolocal),
+        # and this runs on every ingest request.
+        state = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = _Dispatch()
+        queue = state.queue
         queue.append(event)
-        if getattr(local, "handling", False):
+        if state.handling:
             return   # the loop below, further up this stack, takes it
-        local.handling = True
+        state.handling = True
         try:
             while queue:
                 self._dispatch(queue.popleft())
         finally:
-            local.handling = False
+            state.handling = False
 
     def _dispatch(self, event: Event) -> None:
         name = type(event).__name__

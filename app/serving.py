@@ -1,7 +1,9 @@
 """Options for the WSGI server of each async mode, shared by run.py and the bench's relay.
 
 - eventlet: its server takes 1024 connections by default and past that even
-  plain HTTP hangs (STACK-NOTES), so `max_size` is raised.
+  plain HTTP hangs (STACK-NOTES), so `max_size` is raised. It also re-capitalises
+  every response header name on every response; Werkzeug already writes them
+  capitalised (and HTTP names are case-insensitive), so that is turned off.
 - gevent: pywsgi writes a response's headers and its body in two sends; with
   Nagle's algorithm on, the body then waits for the client's delayed ACK of
   the headers, about 40 ms, on every keep-alive request (single-reading ingest
@@ -17,7 +19,7 @@ import socket
 def run_options(async_mode: str, max_connections: int) -> dict:
     """Keyword arguments for `socketio.run` in this mode."""
     if async_mode == "eventlet":
-        return {"max_size": max_connections}
+        return {"max_size": max_connections, "capitalize_response_headers": False}
     if async_mode == "gevent":
         return {"handler_class": _no_delay_handler()}
     return {}

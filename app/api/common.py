@@ -51,11 +51,25 @@ def _depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+def _body(environ) -> bytes:
+    """The request body. With a Content-Length within MAX_CONTENT_LENGTH it is read
+    straight from the server's stream (which stops at that length): Werkzeug's
+    guarded stream costs about 15 us more a request, on ingest's hottest path."""
+    length = environ.get("CONTENT_LENGTH", "")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if length.isdigit() and limit is not None and int(length) <= limit:
+        return environ["wsgi.input"].read(int(length))
+    return request.get_data(cache=False)   # chunked, too large (413) or no limit set
+
+
 def json_body():
     """The request's JSON: 415 if it is not JSON, 400 if it does not parse."""
-    if not request.is_json:
+    environ = request.environ
+    # request.is_json, without parsing the header's parameters.
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    if not (mimetype == "application/json" or mimetype.startswith("application/") and mimetype.endswith("+json")):
         raise UnsupportedMediaType("expected a JSON body with Content-Type: application/json")
-    raw = request.get_data(cache=False)
+    raw = _body(environ)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
