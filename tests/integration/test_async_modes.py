@@ -4,7 +4,10 @@ The rest of the suite runs on the default; this module repeats one path per
 real adapter on every mode, so code that is correct only under eventlet's
 cooperative switching fails here under real threads (threading) or a
 different hub (gevent). One server per mode, with MQTT and InfluxDB on, serves
-all the module's tests (about 20 s a mode). The whole suite runs on any mode
+all the module's tests (about 20 s a mode): HTTP ingest, /live delivery
+(leading edge, bursts, concurrent senders), MQTT in and commands out,
+controls over HTTP and over the /control namespace, InfluxDB history and a
+graceful stop. The whole suite runs on any mode
 with `ASYNC_MODE=gevent python -m pytest`.
 """
 from __future__ import annotations
@@ -152,6 +155,22 @@ def test_mqtt_in_and_commands_out(mode_server, live, broker):
     finally:
         device.disconnect()
         device.loop_stop()
+
+
+def test_operator_controls_over_socketio_reach_live_viewers(mode_server, live):
+    """The /control namespace on this mode: answered, applied, broadcast on /live; bad input gets the envelope."""
+    operator = LiveClient(mode_server.url, namespace="/control", auth={"token": OPERATOR_TOKEN})
+    try:
+        reply = operator.call("control", {"action": "set_valve", "target": "V_CJF_CENTRAL", "value": 55,
+                                          "reason": f"{mode_server.mode} over /control"})
+        assert reply["ok"] is True and reply["control"]["target"] == "V_CJF_CENTRAL"
+        live.wait_for(lambda ev: any(name == "control_update" and data["target"] == "V_CJF_CENTRAL"
+                                     and data["value"] == 55 for name, data in ev))
+        refused = operator.call("control", {"action": "set_valve", "target": "V_CJF_CENTRAL", "value": 400})
+        assert refused["error"]["code"] == "validation_error"
+        assert [d["field"] for d in refused["error"]["details"]] == ["value"]
+    finally:
+        operator.close()
 
 
 def test_history_lands_in_influxdb_and_a_stop_flushes_it(mode_server, influx):
