@@ -14,7 +14,7 @@ from app.errors import InvalidInput
 from app.services.store import iso
 
 # Aggregates a query may ask for (`fn`); the rollups keep each of them.
-AGGREGATES = ("mean", "min", "max", "last", "count")
+AGGREGATES = ("mean", "min", "max", "count", "last")   # this order is the rollups' CQ text
 # Most points one history query returns; the answer says when it was capped.
 # A week of 1-minute buckets (10,080) fits.
 MAX_HISTORY_POINTS = 11_000
