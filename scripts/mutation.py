@@ -61,6 +61,17 @@ def results(module: str) -> dict[str, str]:
             if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
 
 
+def forget_survivors(module: str) -> list[str]:
+    """Mark the module's survivors unjudged, so the next run judges them again; their names."""
+    meta = ROOT / "mutants" / (MODULES[module][0] + ".meta")
+    names = [n for n, status in results(module).items() if status in ("survived", "no tests")]
+    if names:
+        data = json.loads(meta.read_text())
+        data["exit_code_by_key"].update({n: None for n in names})
+        meta.write_text(json.dumps(data, indent=4))
+    return names
+
+
 def report(modules: list[str]) -> int:
     equivalent = documented_equivalents()
     print("| module | mutants | killed | timeout | survived: equivalent | survived: other | no test reaches it |")
@@ -91,15 +102,19 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
     parser.add_argument("--report", action="store_true", help="only print the table of the last run")
     parser.add_argument("--keep", action="store_true", help="resume the last run instead of starting afresh")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="judge the last run's survivors again (after new tests), keeping what was killed")
     args = parser.parse_args()
     modules = args.modules or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
         parser.error(f"no module {', '.join(unknown)}; choose from {', '.join(MODULES)}")
     if not args.report:
-        if not args.keep:
+        if not (args.keep or args.rejudge):
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         patterns = [p for m in modules for p in MODULES[m][1]]
+        if args.rejudge:
+            patterns = [name for m in modules for name in forget_survivors(m)]
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(CHILDREN), *patterns],
                        cwd=ROOT, check=False)
     return report(modules)

@@ -92,3 +92,7 @@ def test_field_values(value, text):
 def test_influxql_text_cannot_escape_its_quotes():
     assert lp.string_literal("C:\\' OR 1=1") == "'C:\\\\\\' OR 1=1'"
     assert lp.identifier("a\\") == '"a\\\\"'
+
+
+def test_only_trailing_backslashes_are_dropped_from_a_tag():
+    assert lp.tag("BOX\\") == "BOX" and lp.tag("TAX") == "TAX"
