@@ -131,10 +131,13 @@ def test_auto_mode_turns_decisions_into_commands(start_server):
     assert control(server, {"action": "set_mode", "value": "auto"}).json()["control"]["value"] == "auto"
     client = LiveClient(server.url)
     try:
-        # Closing a trunk valve forces the plan to move water through other valves.
-        # West draws 330 MLD: with MNK Park's valve shut, CJF's must open up.
-        requests.post(server.url + "/api/sensors", json=[{"sensor_id": "Z_WEST.flow", "value": 330.0}], timeout=5)
-        control(server, {"action": "set_valve", "target": "V_MNK_PARK_WEST", "value": 0})
+        # Closing a valve forces the plan to move water through other valves.
+        # South draws 300 MLD: with Gottigere's South valve shut, Gottigere's
+        # water goes to Bommanahalli instead and Kudlu's valve there moves
+        # (West, the earlier scenario, only went short: CJF's valve to West is
+        # already full, so no valve moved and no command went out).
+        requests.post(server.url + "/api/sensors", json=[{"sensor_id": "Z_SOUTH.flow", "value": 300.0}], timeout=5)
+        control(server, {"action": "set_valve", "target": "V_GOTTIGERE_SOUTH", "value": 0})
         command = client.wait_for(lambda ev: [d for e, d in ev if e == "control_update"
                                               and d["origin"] == "engine"])[0]
         assert command["action"] in ("set_valve", "set_pump") and command["operator"] == "engine"
