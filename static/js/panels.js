@@ -83,13 +83,13 @@ export function renderDecisions(root, statusEl, act) {
       el("button", { type: "button", class: "small dismiss", text: "Dismiss", onclick: () => act(d, "dismiss") })) : null;
     return el("li", { dataset: { decision: d.id, kind: d.kind || "", state: d.state || "" } },
       el("div", {}, d.state ? el("span", { class: `decision-state ${d.state}`, text: d.state.toUpperCase() }) : null,
-        el("strong", { text: d.action || actions.map((a) => a.action || a.description || "").join("; ") })),
+        el("strong", { text: d.action || actions.map((a) => a.text || "").join("; ") })),
       actions.length > 1 ? el("ul", { class: "meta" }, ...actions.map((a) =>
-        el("li", { text: a.description || `${a.action} ${a.target ?? ""} ${a.value ?? ""}` }))) : null,
+        el("li", { text: a.text || `${(a.kind || "").replace(/_/g, " ")} ${a.target ?? ""}` }))) : null,
       el("div", { class: "reason", text: d.reason || d.explanation || "" }),
       el("div", { class: "meta" }, `${(d.kind || "").replace(/_/g, " ")}`,
         d.confidence != null ? ` · confidence ${Math.round(d.confidence * 100)} %` : "",
-        d.confidence_reason ? ` (${d.confidence_reason})` : "", " · ", ageSpan(tsOf(d.state_changed_at || d.timestamp))),
+        d.confidence_reason ? ` (${d.confidence_reason})` : "", " · ", ageSpan(tsOf(d.state_at || d.timestamp))),
       buttons);
   }));
   if (!state.decisions.length) root.replaceChildren(el("li", { class: "muted", text: "No decisions yet." }));
