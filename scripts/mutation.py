@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,15 +41,35 @@ MODULES = {
 # mutmut's exit codes (mutmut.__main__.status_by_exit_code).
 STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", -24: "timeout",
           152: "timeout", 255: "timeout", None: "not checked", 5: "no tests", 33: "no tests"}
-# Children mutmut forks at once: this machine's cores are shared.
-CHILDREN = 2
+# Children mutmut forks at once (MUTATION_CHILDREN overrides): this machine's cores are shared.
+CHILDREN = int(os.environ.get("MUTATION_CHILDREN", "2"))
+# The heading of docs/mutation.md's part that lists equivalent mutants; the rest of the
+# file (the open survivors, notes) may name mutants without making them equivalent.
+EQUIVALENTS_HEADING = "## Equivalent mutants"
 
 
 def documented_equivalents() -> set[str]:
-    """Mutant names listed in docs/mutation.md (each in backticks in a table row)."""
+    """Mutant names in the table rows of docs/mutation.md's equivalents part (in backticks)."""
     if not EQUIVALENTS.exists():
         return set()
-    return set(re.findall(r"`(app\.[^`\s]+__mutmut_\d+)`", EQUIVALENTS.read_text()))
+    text = EQUIVALENTS.read_text()
+    start = text.find(EQUIVALENTS_HEADING)
+    if start < 0:
+        return set()
+    end = text.find("\n## ", start + len(EQUIVALENTS_HEADING))
+    part = text[start:end if end > 0 else len(text)]
+    names = set()
+    for row in (line for line in part.splitlines() if line.startswith("|")):
+        # A row may name siblings of its first mutant by number alone: `..._mutmut_7`, `_9`.
+        prefix = None
+        for token in re.findall(r"`([^`\s]+)`", row):
+            full = re.fullmatch(r"(app\.[^`\s]+__mutmut_)\d+", token)
+            if full:
+                prefix = full.group(1)
+                names.add(token)
+            elif prefix and re.fullmatch(r"_\d+", token):
+                names.add(prefix + token[1:])
+    return names
 
 
 def results(module: str) -> dict[str, str]:
@@ -74,8 +95,9 @@ def forget_survivors(module: str) -> list[str]:
 
 def report(modules: list[str]) -> int:
     equivalent = documented_equivalents()
-    print("| module | mutants | killed | timeout | survived: equivalent | survived: other | no test reaches it |")
-    print("|---|---|---|---|---|---|---|")
+    print("| module | mutants | killed | timeout | survived: equivalent | survived: other "
+          "| no test reaches it | not judged |")
+    print("|---|---|---|---|---|---|---|---|")
     undocumented, pending = [], []
     for module in modules:
         found = results(module)
@@ -83,9 +105,10 @@ def report(modules: list[str]) -> int:
         survivors = [n for n, s in found.items() if s in ("survived", "no tests")]
         eq = [n for n in survivors if n in equivalent]
         undocumented += [n for n in survivors if n not in equivalent]
-        print(f"| {module} | {len(found)} | {counts['killed']} | {counts['timeout']} | {len(eq)} "
-              f"| {counts['survived'] - len([n for n in eq if found[n] == 'survived'])} | {counts['no tests']} |")
         unjudged = len(found) - counts["killed"] - counts["timeout"] - len(survivors)
+        print(f"| {module} | {len(found)} | {counts['killed']} | {counts['timeout']} | {len(eq)} "
+              f"| {counts['survived'] - len([n for n in eq if found[n] == 'survived'])} | {counts['no tests']} "
+              f"| {unjudged} |")
         if unjudged:
             pending.append(f"{module}: {unjudged} not judged ({', '.join(sorted(set(found.values())))})")
     for line in pending:
