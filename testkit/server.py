@@ -22,9 +22,15 @@ START_TIMEOUT_S = 30
 
 
 class ServerProcess:
-    """`python run.py` on a free port, with its output kept in a log file."""
+    """`python run.py` on a free port, with its output kept in a log file.
 
-    def __init__(self, tmp_path: Path, **env: str):
+    `script` and `root` let a benchmark start another entry point (bench/trace_server.py)
+    or another checkout the same way.
+    """
+
+    def __init__(self, tmp_path: Path, *, script: Path | str = "run.py", root: Path = ROOT,
+                 start_timeout_s: float = START_TIMEOUT_S, **env: str):
+        self.script, self.root, self.start_timeout_s = script, root, start_timeout_s
         self.port = int(env.pop("PORT", 0)) or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"server-{self.port}.log"
@@ -40,9 +46,9 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=self.env,
+        self.process = subprocess.Popen([sys.executable, str(self.script)], cwd=self.root, env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
@@ -53,7 +59,7 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not answer within {START_TIMEOUT_S}s:\n{self.log()}")
+        raise RuntimeError(f"server did not answer within {self.start_timeout_s}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.process and self.process.poll() is None:

@@ -10,12 +10,12 @@ import shutil
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
+from testkit.forwarding import LoopbackProxy
 from testkit.ports import free_port
 
 _apt_updated = False
@@ -109,78 +109,29 @@ class InfluxServer:
 _PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
 
 
-class V2WriteBridge:
+class V2WriteBridge(LoopbackProxy):
     """Tests only: maps POST /api/v2/write?bucket=B&precision=P to 1.x's /write?db=B.
 
     Everything else (/query, /ping) passes through unchanged, so the
     production code talks to this exactly as to an InfluxDB 2.x server.
     """
 
-    def __init__(self, upstream: str, port: int | None = None):
-        self.upstream = upstream
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        bridge = self
+    REPLY_HEADERS = ("content-type", "x-influxdb-version", "x-influxdb-build")   # version detection
+    UNREACHABLE_STATUS = 503
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _forward(self, method: str):
-                parsed = urlparse(self.path)
-                params = parse_qs(parsed.query)
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = parsed.path
-                if path == "/api/v2/write":
-                    # As 1.8 does: bucket "db" or "db/rp".
-                    db, _, rp = params.get("bucket", [""])[0].partition("/")
-                    mapped = {"db": db, "precision": _PRECISION.get(params.get("precision", ["ns"])[0], "n"),
-                              **({"rp": rp} if rp else {})}
-                    path, query = "/write", urlencode(mapped)
-                else:
-                    query = parsed.query
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() in ("content-type", "content-encoding", "accept")}
-                try:
-                    reply = requests.request(method, f"{bridge.upstream}{path}?{query}", data=body,
-                                             headers=headers, timeout=30)
-                except requests.RequestException:
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(reply.status_code)
-                content = reply.content
-                self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
-                for name in ("X-Influxdb-Version", "X-Influxdb-Build"):   # version detection
-                    if name in reply.headers:
-                        self.send_header(name, reply.headers[name])
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def do_GET(self):
-                self._forward("GET")
-
-            def do_POST(self):
-                self._forward("POST")
-
-            def do_HEAD(self):
-                self._forward("HEAD")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> "V2WriteBridge":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        parsed = urlparse(path)
+        if parsed.path == "/api/v2/write":
+            params = parse_qs(parsed.query)
+            # As 1.8 does: bucket "db" or "db/rp".
+            db, _, rp = params.get("bucket", [""])[0].partition("/")
+            mapped = {"db": db, "precision": _PRECISION.get(params.get("precision", ["ns"])[0], "n"),
+                      **({"rp": rp} if rp else {})}
+            path = "/write?" + urlencode(mapped)
+        status, kept, content = self.forward(method, path, headers, body)
+        if status != self.UNREACHABLE_STATUS and not any(k.lower() == "content-type" for k in kept):
+            kept["Content-Type"] = "application/json"
+        return status, kept, content
 
 
 class MosquittoBroker:
