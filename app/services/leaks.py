@@ -138,8 +138,8 @@ class LeakDetector:
         self._exact = len(self.zones) <= EXACT_ZONES
         self._city_at: float | None = None
         # Flow and share sums over zones with a share, their count, median drop, zones judged,
-        # and the flow of every zone reporting.
-        self._city = (0.0, 0.0, 0, 0.0, 0, 0.0)
+        # and the flow of every zone reporting and their count.
+        self._city = (0.0, 0.0, 0, 0.0, 0, 0.0, 0)
 
     # -- readings ----------------------------------------------------------------
     def observe(self, zone: str, metric: str, value: float, ts: float) -> list[LeakFinding]:
@@ -176,7 +176,7 @@ class LeakDetector:
                      and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S]
             flow, share, count = sum(s.flow for s in peers), sum(s.share for s in peers), len(peers)
         else:
-            flow, share, count, _, _, _ = self._city_now(ts)
+            flow, share, count, _, _, _, _ = self._city_now(ts)
             if self._fresh_share(state, ts):     # the cached sums include this zone: take it out
                 flow, share, count = flow - state.flow, share - state.share, count - 1
         if count >= MIN_PEERS and state.share and share > 0:
@@ -187,16 +187,16 @@ class LeakDetector:
         return bool(state.share and state.flow is not None and state.flow_ts is not None
                     and ts - state.flow_ts <= FRESH_S)
 
-    def _city_now(self, ts: float) -> tuple[float, float, int, float, int, float]:
+    def _city_now(self, ts: float) -> tuple[float, float, int, float, int, float, int]:
         """City-wide sums over zones with fresh inflow, and the median unexplained drop."""
         if self._city_at is None or ts - self._city_at >= CITY_REFRESH_S or ts < self._city_at:
             fresh = [s for s in self.zones.values() if self._fresh_share(s, ts)]
             drops = [s.unexplained for s in self.zones.values() if s.pairs >= WARM_UP_READINGS
                      and s.pressure_ts is not None and ts - s.pressure_ts <= FRESH_S]
-            reporting = sum(s.flow for s in self.zones.values() if s.flow is not None
-                            and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S)
+            reporting = [s.flow for s in self.zones.values() if s.flow is not None
+                         and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S]
             self._city = (sum(s.flow for s in fresh), sum(s.share for s in fresh), len(fresh),
-                          statistics.median(drops) if drops else 0.0, len(drops), reporting)
+                          statistics.median(drops) if drops else 0.0, len(drops), sum(reporting), len(reporting))
             self._city_at = ts
         return self._city
 
@@ -224,7 +224,7 @@ class LeakDetector:
                       and s.pressure_ts is not None and ts - s.pressure_ts <= FRESH_S]
             median, judged = (statistics.median(others) if others else 0.0), len(others)
         else:
-            _, _, _, median, judged, _ = self._city_now(ts)
+            _, _, _, median, judged, _, _ = self._city_now(ts)
         drop = state.unexplained - (median if judged >= MIN_PEERS else 0.0)
         threshold_m = self.pressure_drop_ratio * max(state.mean_p or state.pressure, 1.0)
         expected, basis = self.expected(zone, ts)
@@ -278,10 +278,16 @@ class LeakDetector:
         state.mean_p += a * dp
         state.var_x = (1 - a) * (state.var_x + a * dx * dx)
         state.cov_xp = (1 - a) * (state.cov_xp + a * dx * dp)
-        total = (sum(s.flow for s in self.zones.values() if s.flow is not None
-                     and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S) if self._exact
-                 else self._city_now(ts)[5])
-        if total > 0:
+        if self._exact:
+            reporting = [s.flow for s in self.zones.values()
+                         if s.flow is not None and s.flow_ts is not None and ts - s.flow_ts <= FRESH_S]
+            total, count = sum(reporting), len(reporting)
+        else:
+            total, count = self._city_now(ts)[5:]
+        # A share is learned only against a city that reports: at start-up the first zones' total
+        # (or sums cached before the others reported) would teach each zone a share near 1, which
+        # the running mean carries for hours and which hides a leak behind an inflated expectation.
+        if total > 0 and count > MIN_PEERS:
             state.share_seen += 1
             share = state.flow / total
             state.share = share if state.share is None else \

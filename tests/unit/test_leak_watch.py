@@ -7,7 +7,7 @@ from app.services.alerts import AlertBook
 from app.services.leak_watch import LeakWatch, describe
 from app.services.leaks import LeakDetector, LeakFinding, ZoneState
 from tests.unit.networks import network, node
-from tests.unit.test_leaks import ZONES, feed, warm
+from tests.unit.test_leaks import WARM_ROUNDS, ZONES, feed, warmed, warmed_once  # noqa: F401 (fixtures)
 
 
 def finding(**changes) -> LeakFinding:
@@ -135,20 +135,18 @@ def test_held_demand_is_what_the_city_implies_now_or_else_what_the_finding_said(
     assert watch.held_demand(100.0) == {"Z1": (290.0, f)}
 
 
-def test_a_real_leak_becomes_a_leak_alert_and_is_held():
-    import random
+def test_a_real_leak_becomes_a_leak_alert_and_is_held(warmed):
+    detector, rng = warmed
     net = network([node(z, "zone", name=f"Zone {z}", demand=base, priority=1) for z, base in ZONES.items()], [])
-    watch = LeakWatch(net, AlertBook(lambda event: None, clock=lambda: 0.0), LeakDetector(list(ZONES)))
+    watch = LeakWatch(net, AlertBook(lambda event: None, clock=lambda: 0.0), detector)
 
     class Feeding:      # what `feed` calls on a detector, sent through the watch
         def observe(self, zone, metric, value, ts):
             watch.observe(zone, metric, value, ts)
             return []
-    rng = random.Random(1)
-    warm(watch.detector, rng)
-    for k in range(240, 260):
+    for k in range(WARM_ROUNDS, WARM_ROUNDS + 20):
         feed(Feeding(), 5 * k, 1.0, leaks={"B": (30.0, 5.0)}, rng=rng)
     [alert] = watch.alerts.open_alerts()
     assert alert["subject"] == "B" and alert["message"].startswith("Leak suspected in Zone B: inflow ")
-    [(zone, (held, _))] = watch.held_demand(5 * 260).items()
+    [(zone, (held, _))] = watch.held_demand(5 * (WARM_ROUNDS + 20)).items()
     assert zone == "B" and held == pytest.approx(300.0, rel=0.05)   # what B drew before the leak
