@@ -1,6 +1,8 @@
 """Operator controls on the control service alone: validation, the state the plan reads, audit."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.domain.events import ControlAdopted, ControlApplied
@@ -60,6 +62,15 @@ def test_ids_are_unique_and_the_audit_lists_newest_first(service):
     assert len(set(ids)) == 3 and ids[0].endswith("-1") and ids[2].endswith("-3")
     assert [c["value"] for c in service.recent(10)] == [30.0, 20.0, 10.0]
     assert [c["value"] for c in service.recent(2)] == [30.0, 20.0]
+
+
+def test_control_ids_are_never_reused_by_a_restarted_or_another_instance(service):
+    # Two services started in the same second: a restart, or a second instance of a cluster.
+    again = ControlService(small_network(), service.alerts, lambda event: None, clock=lambda: NOW)
+    first, second = apply(service, "set_valve", "V1", 10)["id"], apply(again, "set_valve", "V1", 10)["id"]
+    assert first != second
+    for control_id in (first, second):
+        assert re.fullmatch(rf"c{int(NOW):x}[0-9a-f]{{6}}-1", control_id), control_id
 
 
 def test_valve_opening_and_pump_speed_are_what_the_plan_reads(service):

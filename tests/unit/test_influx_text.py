@@ -12,6 +12,10 @@ def test_trailing_backslash_cannot_escape_the_separator():
     # influxd refuses any tag value ending in a backslash, however escaped.
     assert lp.tag("C:\\") == "C:"
     assert lp.tag("a\\b") == "a\\b"
+    assert lp.tag("C:\\\\") == "C:"                          # every trailing backslash
+    # Only backslashes: a tag ending in any other character keeps it.
+    assert lp.line("reading", {"sensor_id": "TANK_X", "zone": "BOX"}, {"value": 1.5}, 7) == \
+        "reading,sensor_id=TANK_X,zone=BOX value=1.5 7"
 
 
 def test_quality_and_other_text_fields_are_escaped():
