@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from app import wire
 from app.adapters.network_files import load_network
 from app.bus import MessageBus
 from app.config import Settings
@@ -237,7 +238,7 @@ def build_cluster(settings: Settings, *, network: Network, store: DataStore,
 
     from app.services.cluster.shared_devices import device_adopters
     shared = SharedState({"alert": alerts.adopt, "control": controls.adopt, "plan": adopt_plan,
-                          "decisions": store.add_decisions,
+                          "decisions": lambda views: store.add_decisions(map(wire.decision_record, views)),
                           **device_adopters(registry.repository, registry)})
     registry.repository.share = shared.share
     cluster = redis_cluster(settings, apply=apply, rewrite_history=history.write_readings,

@@ -155,7 +155,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
 
     def share_decision(event: DecisionMade) -> None:
         if s.shared is not None:
-            s.shared.share("decisions", [event.decision])
+            s.shared.share("decisions", [wire.decision(event.decision)])
 
     # -- analysis (in a cluster, only the leader's) ----------------------------------------
     def check_thresholds(event: ReadingsAccepted | ReadingsReplicated) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, TypedDict
 
+from app.domain.records import Action, Command, ControlOrder, Decision
+
 # The only exceptions to snake_case: the original prototype's answers, whose clients
 # read these camelCase fields (../shared/CONTRACT.md). Route (method, rule) -> the fields.
 LEGACY_CAMEL_CASE: dict[tuple[str, str], frozenset[str]] = {
@@ -127,12 +129,47 @@ def alerts(records: Iterable[dict]) -> list[dict]:
     return [alert(a) for a in records]
 
 
-def decision(record: dict) -> dict:
-    return _times(dict(record), ("timestamp", "state_at"))
+def decision_action(action: Action) -> dict:
+    """One action of a decision; `causes` only where narration gave it some to name."""
+    command = action.command
+    view = {"kind": action.kind, "target": action.target, "text": action.text,
+            "command": None if command is None else
+            {"action": command.action, "target": command.target, "value": command.value}}
+    if action.causes is not None:
+        view["causes"] = list(action.causes)
+    return view
 
 
-def decisions(records: Iterable[dict]) -> list[dict]:
+def decision(record: Decision) -> dict:
+    """A decision as /api/decisions, /live's `decision` and the cluster's shared state carry it:
+    `evidence` only on a leak's, `commands` (the controls it sent) once it is applied."""
+    view = {"id": record.id, "timestamp": iso_time(record.timestamp), "kind": record.kind,
+            "action": record.action, "target": record.target, "reason": record.reason,
+            "confidence": record.confidence, "confidence_reason": record.confidence_reason,
+            "topic": record.topic, "actions": [decision_action(a) for a in record.actions],
+            "state": record.state, "state_at": iso_time(record.state_at), "state_by": record.state_by}
+    if record.evidence is not None:
+        view["evidence"] = dict(record.evidence)
+    if record.commands is not None:
+        view["commands"] = list(record.commands)
+    return view
+
+
+def decisions(records: Iterable[Decision]) -> list[dict]:
     return [decision(d) for d in records]
+
+
+def decision_record(view: dict) -> Decision:
+    """A decision back from its wire shape: how the cluster's leader shares its decisions
+    with the other instances (app/services/cluster/shared_state.py)."""
+    actions = [Action(a["kind"], a["target"], a["text"],
+                      ControlOrder(**a["command"]) if a.get("command") else None,
+                      list(a["causes"]) if "causes" in a else None)
+               for a in view["actions"]]
+    return Decision(view["id"], view["timestamp"], view["kind"], view["action"], view["target"],
+                    view["reason"], view["confidence"], view["confidence_reason"], view["topic"], actions,
+                    view["state"], view["state_at"], view.get("state_by"), view.get("evidence"),
+                    view.get("commands"))
 
 
 def control(record: dict, audit: bool = False) -> dict:
@@ -140,7 +177,7 @@ def control(record: dict, audit: bool = False) -> dict:
     audit trail (`audit=True`: GET /api/controls, operators only)."""
     view = _times({k: v for k, v in record.items() if audit or k != "source_ip"}, ("timestamp",))
     if isinstance(view.get("command"), dict):
-        view["command"] = command(view["command"])
+        view["command"] = command_summary(view["command"])
     return view
 
 
@@ -178,17 +215,36 @@ def forecast(view: dict | None) -> dict | None:
 
 # -- devices, commands, sources ----------------------------------------------------------
 
-def command(record: dict) -> dict:
-    """A device command: deadlines kept as epoch seconds (`..._ts`) stay inside."""
-    view = _times({k: v for k, v in record.items() if not k.endswith("_ts") and k != "http_fetched"},
-                  ("created_at", "expires_at", "updated_at", "last_sent_at"))
-    if "history" in view:
-        view["history"] = [_times(dict(h), ("at",)) for h in view["history"]]
+def command(record: Command) -> dict:
+    """A device command: its epoch deadlines (`..._ts`) and `http_fetched` stay inside;
+    `last_sent_at` only once it has been sent."""
+    view = {"id": record.id, "device_id": record.device_id, "control_id": record.control_id,
+            "method": record.method, "params": {"target": record.params.target, "value": record.params.value},
+            "state": record.state, "timeout_s": record.timeout_s, "created_at": iso_time(record.created_at),
+            "expires_at": iso_time(record.expires_at), "updated_at": iso_time(record.updated_at),
+            "attempts": record.attempts, "result": record.result,
+            "history": [{"state": step.state, "at": iso_time(step.at)} for step in record.history]}
+    if record.last_sent_at is not None:
+        view["last_sent_at"] = iso_time(record.last_sent_at)
     return view
 
 
-def commands(records: Iterable[dict]) -> list[dict]:
+def command_summary(summary: dict) -> dict:
+    """The command a control became, as the control names it: `{id, device_id, state}`
+    (DeviceCommandRouter.publish), with no internal field even if one was added."""
+    return {k: v for k, v in summary.items() if not k.endswith("_ts") and k != "http_fetched"}
+
+
+def commands(records: Iterable[Command]) -> list[dict]:
     return [command(c) for c in records]
+
+
+def command_request(record: Command) -> dict:
+    """What the device receives: over MQTT (`v1/devices/<id>/rpc/request/<command id>`)
+    or from its HTTP poll (GET /api/v1/<token>/rpc)."""
+    return {"id": record.id, "method": record.method,
+            "params": {"target": record.params.target, "value": record.params.value},
+            "timeout_s": record.timeout_s, "expires_at": record.expires_at}
 
 
 def device(view: dict) -> dict:

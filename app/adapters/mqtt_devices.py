@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 
+from app import wire
+from app.domain.records import Command
 from app.errors import DomainError, NotFound
 from app.services.device_commands import CommandBook
 from app.services.device_registry import DeviceRegistry
@@ -46,10 +48,11 @@ class MqttDevices:
         book.transport = self
 
     # -- the command transport ------------------------------------------------------
-    def send_command(self, device_id: str, message: dict) -> bool:
-        if self.link.devices.get(device_id, {}).get("state") == "offline":
+    def send_command(self, command: Command) -> bool:
+        if self.link.devices.get(command.device_id, {}).get("state") == "offline":
             return False   # its last will said it is gone: kept queued until it is back
-        return self.link.send(request_topic(device_id, message["id"]), json.dumps(message), qos=1)
+        return self.link.send(request_topic(command.device_id, command.id),
+                              json.dumps(wire.command_request(command)), qos=1)
 
     def on_presence(self, device_id: str, state: str) -> None:
         """`{prefix}/status/<id>` (a DevicePresence handler): a registered device back

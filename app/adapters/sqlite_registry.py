@@ -14,6 +14,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from app.domain.records import Command, CommandParams, CommandStep
 from app.services.device_repository import OPEN_STATES, Device, RegistryRepository
 
 _SCHEMA = """
@@ -39,6 +40,20 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 _STATE_FIELDS = ("last_seen", "last_keys", "unmapped", "attributes")
+
+
+def _command_row(command: Command) -> str:
+    """A command's `record` column: its fields as JSON (`last_sent_at` once it has been sent)."""
+    data = asdict(command)
+    if data["last_sent_at"] is None:
+        del data["last_sent_at"]
+    return json.dumps(data)
+
+
+def _command(row: str) -> Command:
+    data = json.loads(row)
+    return Command(**{**data, "params": CommandParams(**data["params"]),
+                      "history": [CommandStep(**step) for step in data["history"]]})
 
 
 class SqliteRegistry(RegistryRepository):
@@ -81,13 +96,12 @@ class SqliteRegistry(RegistryRepository):
         self._run("DELETE FROM devices WHERE id = ?", (device_id,))
 
     # -- commands ---------------------------------------------------------------
-    def save_command(self, command: dict) -> None:
+    def save_command(self, command: Command) -> None:
         self._run("INSERT OR REPLACE INTO commands (id, device_id, state, created_ts, record) "
                   "VALUES (?, ?, ?, ?, ?)",
-                  (command["id"], command["device_id"], command["state"], command["created_ts"],
-                   json.dumps(command)))
+                  (command.id, command.device_id, command.state, command.created_ts, _command_row(command)))
 
-    def commands(self, device_id=None, state=None, limit=100) -> list[dict]:
+    def commands(self, device_id=None, state=None, limit=100) -> list[Command]:
         where, params = [], []
         if device_id is not None:
             where.append("device_id = ?")
@@ -99,11 +113,11 @@ class SqliteRegistry(RegistryRepository):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_ts DESC LIMIT ?"
-        return [json.loads(r) for (r,) in self._run(sql, (*params, limit))]
+        return [_command(r) for (r,) in self._run(sql, (*params, limit))]
 
-    def open_commands(self) -> list[dict]:
+    def open_commands(self) -> list[Command]:
         marks = ", ".join("?" * len(OPEN_STATES))
-        return [json.loads(r) for (r,) in self._run(
+        return [_command(r) for (r,) in self._run(
             f"SELECT record FROM commands WHERE state IN ({marks}) ORDER BY created_ts", OPEN_STATES)]
 
     # -- audit --------------------------------------------------------------------

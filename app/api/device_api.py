@@ -71,7 +71,8 @@ def poll(token: str):
         wait_s = -1.0
     if not 0 <= wait_s <= MAX_POLL_S:
         raise InvalidInput("bad timeout", [{"field": "timeout", "message": f"seconds, 0-{MAX_POLL_S:g}"}])
-    return jsonify(commands=services().device_commands.poll(device, wait_s))
+    pending = services().device_commands.poll(device, wait_s)
+    return jsonify(commands=[wire.command_request(c) for c in pending])
 
 
 @bp.post("/api/v1/<token>/rpc/<command_id>")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.domain.records import Command, Decision
+
 
 class Event:
     """Base of every domain event (a marker, so the bus can check what it is given)."""
@@ -85,8 +87,9 @@ class DecisionMade(Event):
     """A decision was published or changed state (recommended, applied, dismissed ...).
 
     The DecisionBook keeps and records it; handlers only tell the others.
+    `decision` is the book's own record (it may move on): handlers read it, never change it.
     """
-    decision: dict
+    decision: Decision
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,9 @@ class ControlAdopted(Event):
 
 @dataclass(frozen=True)
 class CommandStateChanged(Event):
-    """A device command moved on: queued, sent, delivered, successful, failed, expired ..."""
-    command: dict
+    """A device command moved on: queued, sent, delivered, successful, failed, expired ...
+    `command` is a copy of it as it was then."""
+    command: Command
 
 
 @dataclass(frozen=True)

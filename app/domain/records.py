@@ -8,7 +8,7 @@ builds records; nothing in the core reads a reading as a dict.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # -- readings ------------------------------------------------------------------------
@@ -82,3 +82,103 @@ class LiveReading:
     reading: Reading
     received_at: float    # epoch seconds: when the server last heard from the sensor
     stale: bool           # missed its reports (app/services/views.py says how many)
+
+
+# -- decisions -----------------------------------------------------------------------
+# The engine's decisions (app/services/narration.py finds the actions, app/services/engine.py
+# makes the decision, app/services/decisions.py keeps it through its life).
+
+@dataclass(slots=True)
+class ControlOrder:
+    """The control an action sends when its decision is applied: what
+    ControlService.issue() is called with (`set_valve` to a percentage, `set_pump` on/off)."""
+    action: str
+    target: str
+    value: float | str
+
+
+@dataclass(slots=True)
+class Action:
+    """One material change of the plan, in words, with the control it needs, if any.
+
+    `causes` are the real limits behind it, each a sentence that starts with its
+    kind (`capacity: ...`, `operator restriction: ...`). None for the single
+    action a decision has when it was made without a list (a leak, a failed solve):
+    that action names no causes, so its wire shape has no `causes` key.
+    """
+    kind: str
+    target: str
+    text: str
+    command: ControlOrder | None = None
+    causes: list[str] | None = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Decision:
+    """One decision of the engine, from `recommended` to `applied`, `dismissed` or `superseded`.
+
+    Only the DecisionBook changes it (`state` and what goes with it); the store's
+    feed and the DecisionMade events hold the same object, so the feed shows its
+    current state. Times are ISO 8601 UTC strings, as they are answered.
+    """
+    id: str
+    timestamp: str                  # when it was made
+    kind: str                       # the leading action's kind, or leak_suspected, plan_infeasible ...
+    action: str                     # its one-line summary
+    target: str
+    reason: str
+    confidence: float
+    confidence_reason: str
+    topic: str                      # "plan" or "leak:<zone>": a newer decision on it supersedes this one
+    actions: list[Action]
+    state: str = "recommended"
+    state_at: str = ""
+    state_by: str | None = None     # who applied or dismissed it ("engine" in auto mode)
+    evidence: dict[str, Any] | None = None   # a leak decision's: LeakFinding.evidence()
+    commands: list[str] | None = None        # once applied: the ids of the controls it sent
+
+
+# -- commands ------------------------------------------------------------------------
+# Controls on a target a registered device drives, on their way to that device
+# (app/services/device_commands.py).
+
+@dataclass(slots=True)
+class CommandParams:
+    """What the device is asked to do with `method`: the control's target and value."""
+    target: str | None
+    value: Any
+
+
+@dataclass(slots=True)
+class CommandStep:
+    """One state a command went through and when it got there (ISO 8601 UTC)."""
+    state: str
+    at: str
+
+
+@dataclass(slots=True)
+class Command:
+    """A device's command and its delivery state (queued, sent, delivered, successful ...).
+
+    Each `..._at` time, which clients see, has an epoch twin `..._ts` (or
+    `deadline_ts`) that the CommandBook's clock compares against for expiry and
+    timeout; those, and `http_fetched`, stay inside.
+    """
+    id: str
+    device_id: str
+    control_id: str | None
+    method: str | None              # the control's action: set_valve, set_pump ...
+    params: CommandParams
+    state: str
+    timeout_s: float
+    created_at: str
+    created_ts: float
+    expires_at: str
+    expires_ts: float
+    updated_at: str
+    attempts: int = 0               # times it was handed to a transport
+    result: Any = None              # what the device answered with its outcome
+    history: list[CommandStep] = field(default_factory=list)
+    deadline_ts: float | None = None     # sent or delivered: no outcome past this is a timeout
+    http_fetched: bool = False      # taken by the device's HTTP poll since this process started
+    last_sent_at: str | None = None

@@ -22,6 +22,7 @@ offline): it then stays queued until the device is back or it expires.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import secrets
 import threading
@@ -29,6 +30,7 @@ import time
 from typing import Callable, Protocol
 
 from app.domain.clock import Clock
+from app.domain.records import Command, CommandParams, CommandStep
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.commands import CommandPublisher
 from app.services.device_registry import DeviceRegistry
@@ -57,23 +59,19 @@ HTTP_POLLER_S = MAX_POLL_S + 10.0
 
 
 class CommandTransport(Protocol):
-    def send_command(self, device_id: str, message: dict) -> bool:
-        """Hand a command to the device's transport; False when it cannot now."""
+    def send_command(self, command: Command) -> bool:
+        """Hand a command to its device's transport; False when it cannot now.
+        The command is the book's own: read it, never keep or change it."""
 
 
-def wire(command: dict) -> dict:
-    """What the device receives."""
-    return {"id": command["id"], "method": command["method"], "params": command["params"],
-            "timeout_s": command["timeout_s"], "expires_at": command["expires_at"]}
-
-
-def public(command: dict) -> dict:
-    return {k: v for k, v in command.items() if not k.endswith("_ts") and k != "http_fetched"}
+def snapshot(command: Command) -> Command:
+    """A copy for those outside the book: the command as it is now, whatever it becomes."""
+    return copy.deepcopy(command)
 
 
 class CommandBook:
     def __init__(self, repository: RegistryRepository, registry: DeviceRegistry,
-                 on_change: Callable[[dict], None] = lambda command: None,
+                 on_change: Callable[[Command], None] = lambda command: None,
                  expiry_s: float = 86_400.0, *, clock: Clock,
                  spawn: Callable | None = None, sleep: Callable[[float], None] = time.sleep):
         self.repository = repository
@@ -87,13 +85,13 @@ class CommandBook:
         self._running = False
         self._polled: dict[str, float] = {}    # device id -> when it last polled over HTTP
         now = clock()
-        self._open: dict[str, dict] = {}
+        self._open: dict[str, Command] = {}
         for command in repository.open_commands():
             # Back after a restart: sent again, so its timeout starts again.
-            command["http_fetched"] = False
-            if command["state"] == "sent":
-                command["deadline_ts"] = now + command["timeout_s"]
-            self._open[command["id"]] = command
+            command.http_fetched = False
+            if command.state == "sent":
+                command.deadline_ts = now + command.timeout_s
+            self._open[command.id] = command
         if self._open:
             logger.info("%d open command(s) read back; queued and sent ones go out again",
                         len(self._open))
@@ -116,43 +114,38 @@ class CommandBook:
                 logger.exception("command timeout check failed")
 
     # -- creating and sending ------------------------------------------------------
-    def create(self, device: Device, control: dict) -> dict:
+    def create(self, device: Device, control: dict) -> Command:
+        """The command a control (ControlService's record) becomes for `device`, sent if it can be."""
         now = self.clock()
-        timeout_s = self.registry.timeout_of(device)
-        command = {
-            "id": "cmd-" + secrets.token_hex(6), "device_id": device.id,
-            "control_id": control.get("id"), "method": control.get("action"),
-            "params": {"target": control.get("target"), "value": control.get("value")},
-            "state": "queued", "timeout_s": timeout_s,
-            "created_at": iso(now), "created_ts": now,
-            "expires_at": iso(now + self.expiry_s), "expires_ts": now + self.expiry_s,
-            "updated_at": iso(now), "attempts": 0, "result": None,
-            "history": [{"state": "queued", "at": iso(now)}],
-            "deadline_ts": None, "http_fetched": False,
-        }
+        command = Command(
+            "cmd-" + secrets.token_hex(6), device.id, control.get("id"), control.get("action"),
+            CommandParams(control.get("target"), control.get("value")), "queued",
+            self.registry.timeout_of(device), created_at=iso(now), created_ts=now,
+            expires_at=iso(now + self.expiry_s), expires_ts=now + self.expiry_s, updated_at=iso(now),
+            history=[CommandStep("queued", iso(now))])
         with self._lock:
-            self._open[command["id"]] = command
+            self._open[command.id] = command
             self._save(command)
-        self.on_change(public(command))
+        self.on_change(snapshot(command))
         self._send(command)
-        return public(command)
+        return snapshot(command)
 
-    def _send(self, command: dict) -> None:
+    def _send(self, command: Command) -> None:
         transport = self.transport
-        polled = self._polled.get(command["device_id"])
+        polled = self._polled.get(command.device_id)
         if polled is not None and self.clock() - polled <= HTTP_POLLER_S:
             return   # an HTTP device: its poll takes it
-        if transport is None or not transport.send_command(command["device_id"], wire(command)):
+        if transport is None or not transport.send_command(command):
             return
         self._mark_sent(command)
 
-    def _mark_sent(self, command: dict) -> None:
+    def _mark_sent(self, command: Command) -> None:
         now = self.clock()
         with self._lock:
-            command["attempts"] += 1
-            command["last_sent_at"] = iso(now)
-            command["deadline_ts"] = now + command["timeout_s"]
-            if command["state"] == "queued":
+            command.attempts += 1
+            command.last_sent_at = iso(now)
+            command.deadline_ts = now + command.timeout_s
+            if command.state == "queued":
                 self._transition(command, "sent", now)
             else:
                 self._save(command)
@@ -160,31 +153,32 @@ class CommandBook:
     def resend(self, device_id: str | None = None) -> int:
         """Send queued and sent commands again (the transport is back). Returns how many."""
         with self._lock:
-            due = [c for c in self._open.values() if c["state"] in ("queued", "sent")
-                   and (device_id is None or c["device_id"] == device_id)]
+            due = [c for c in self._open.values() if c.state in ("queued", "sent")
+                   and (device_id is None or c.device_id == device_id)]
         for command in due:
             self._send(command)
         return len(due)
 
-    def poll(self, device: Device, wait_s: float) -> list[dict]:
-        """An HTTP device asks for its commands; waits up to wait_s for one."""
+    def poll(self, device: Device, wait_s: float) -> list[Command]:
+        """An HTTP device asks for its commands; waits up to wait_s for one. Oldest first."""
         self._polled[device.id] = self.clock()
         self.registry.heard(device)
         deadline = self.clock() + min(max(wait_s, 0.0), MAX_POLL_S)
         while True:
             with self._lock:
-                due = [c for c in self._open.values() if c["device_id"] == device.id
-                       and (c["state"] == "queued" or (c["state"] == "sent" and not c["http_fetched"]))]
+                due = [c for c in self._open.values() if c.device_id == device.id
+                       and (c.state == "queued" or (c.state == "sent" and not c.http_fetched))]
                 for command in due:
-                    command["http_fetched"] = True
+                    command.http_fetched = True
                     self._mark_sent(command)
+                fetched = [snapshot(c) for c in sorted(due, key=lambda c: c.created_ts)]
             if due or self.clock() >= deadline or not self._running:
                 self._polled[device.id] = self.clock()
-                return [wire(c) for c in sorted(due, key=lambda c: c["created_ts"])]
+                return fetched
             self.sleep(POLL_STEP_S)
 
     # -- answers from devices ----------------------------------------------------------
-    def answer(self, device: Device, command_id: str, body) -> dict:
+    def answer(self, device: Device, command_id: str, body) -> Command:
         if not isinstance(body, dict) or body.get("status") not in ANSWER_FROM:
             raise InvalidInput("invalid answer", [{"field": "status", "message":
                                "one of delivered, successful, failed"}])
@@ -195,55 +189,56 @@ class CommandBook:
             # After the transition, so an answered command is not sent again.
             self.registry.heard(device)
 
-    def _answer(self, device: Device, command_id: str, status: str, body: dict) -> dict:
+    def _answer(self, device: Device, command_id: str, status: str, body: dict) -> Command:
         with self._lock:
             command = self._open.get(command_id)
-            if command is None or command["device_id"] != device.id:
+            if command is None or command.device_id != device.id:
                 done = self.repository.commands(device_id=device.id, limit=MAX_LISTED)
-                final = next((c for c in done if c["id"] == command_id), None)
+                final = next((c for c in done if c.id == command_id), None)
                 if final is None:
                     raise NotFound(f"no command '{command_id}' for this device")
-                raise Conflict(f"command '{command_id}' is already {final['state']}")
-            if command["state"] == status:
-                return public(command)       # a repeated answer changes nothing
-            if command["state"] not in ANSWER_FROM[status]:
-                raise Conflict(f"command '{command_id}' is {command['state']}; it cannot become {status}")
+                raise Conflict(f"command '{command_id}' is already {final.state}")
+            if command.state == status:
+                return snapshot(command)       # a repeated answer changes nothing
+            if command.state not in ANSWER_FROM[status]:
+                raise Conflict(f"command '{command_id}' is {command.state}; it cannot become {status}")
             if status != "delivered":
-                command["result"] = body.get("result")
+                command.result = body.get("result")
             self._transition(command, status, self.clock())
-            return public(command)
+            return snapshot(command)
 
     # -- the clock --------------------------------------------------------------------------
     def tick(self) -> None:
         now = self.clock()
         with self._lock:
             for command in list(self._open.values()):
-                if command["state"] == "queued" and now > command["expires_ts"]:
+                if command.state == "queued" and now > command.expires_ts:
                     self._transition(command, "expired", now)
-                elif (command["state"] in ("sent", "delivered") and command["deadline_ts"]
-                      and now > command["deadline_ts"]):
+                elif (command.state in ("sent", "delivered") and command.deadline_ts
+                      and now > command.deadline_ts):
                     self._transition(command, "timeout", now)
 
     # -- state changes ------------------------------------------------------------------------
-    def _transition(self, command: dict, state: str, now: float) -> None:
-        command["state"] = state
-        command["updated_at"] = iso(now)
-        command["history"].append({"state": state, "at": iso(now)})
+    def _transition(self, command: Command, state: str, now: float) -> None:
+        command.state = state
+        command.updated_at = iso(now)
+        command.history.append(CommandStep(state, iso(now)))
         if state in FINAL_STATES:
-            self._open.pop(command["id"], None)
+            self._open.pop(command.id, None)
         self._save(command)
-        logger.info("command %s to %s: %s", command["id"], command["device_id"], state)
+        logger.info("command %s to %s: %s", command.id, command.device_id, state)
         try:
-            self.on_change(public(command))
+            self.on_change(snapshot(command))
         except Exception:   # a listener must not undo a transition
             logger.exception("command_update listener failed")
 
-    def _save(self, command: dict) -> None:
+    def _save(self, command: Command) -> None:
         self.repository.save_command(command)
 
     # -- views ----------------------------------------------------------------------------------
-    def listing(self, device_id: str | None, state: str | None, limit: int) -> list[dict]:
-        return [public(c) for c in self.repository.commands(device_id, state, min(limit, MAX_LISTED))]
+    def listing(self, device_id: str | None, state: str | None, limit: int) -> list[Command]:
+        """Newest first (the repository's copies)."""
+        return self.repository.commands(device_id, state, min(limit, MAX_LISTED))
 
     def open_count(self) -> int:
         return len(self._open)
@@ -263,7 +258,7 @@ class DeviceCommandRouter(CommandPublisher):
         if device is None:
             return self.inner.publish(target, command)
         created = self.book.create(device, command)
-        return {"id": created["id"], "device_id": created["device_id"], "state": created["state"]}
+        return {"id": created.id, "device_id": created.device_id, "state": created.state}
 
     def health(self) -> str:
         return self.inner.health()

@@ -10,6 +10,8 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from app.domain.records import Command
+
 # Command states that may still change.
 OPEN_STATES = ("queued", "sent", "delivered")
 
@@ -57,16 +59,16 @@ class RegistryRepository(ABC):
 
     # -- commands ---------------------------------------------------------------
     @abstractmethod
-    def save_command(self, command: dict) -> None:
-        """Insert or replace a command record (keyed by its `id`)."""
+    def save_command(self, command: Command) -> None:
+        """Insert or replace a command (keyed by its `id`); the caller may go on changing its own."""
 
     @abstractmethod
     def commands(self, device_id: str | None = None, state: str | None = None,
-                 limit: int = 100) -> list[dict]:
+                 limit: int = 100) -> list[Command]:
         """Newest first."""
 
     @abstractmethod
-    def open_commands(self) -> list[dict]:
+    def open_commands(self) -> list[Command]:
         """Commands whose state may still change, oldest first."""
 
     # -- audit --------------------------------------------------------------------
@@ -87,7 +89,7 @@ class MemoryRegistry(RegistryRepository):
 
     def __init__(self):
         self._devices: dict[str, Device] = {}
-        self._commands: dict[str, dict] = {}
+        self._commands: dict[str, Command] = {}
         self._audit: list[dict] = []
         self._lock = threading.Lock()
 
@@ -107,21 +109,21 @@ class MemoryRegistry(RegistryRepository):
         with self._lock:
             self._devices.pop(device_id, None)
 
-    def save_command(self, command: dict) -> None:
+    def save_command(self, command: Command) -> None:
         with self._lock:
-            self._commands[command["id"]] = copy.deepcopy(command)
+            self._commands[command.id] = copy.deepcopy(command)
 
-    def commands(self, device_id=None, state=None, limit=100) -> list[dict]:
+    def commands(self, device_id=None, state=None, limit=100) -> list[Command]:
         with self._lock:
             found = [copy.deepcopy(c) for c in self._commands.values()
-                     if (device_id is None or c["device_id"] == device_id)
-                     and (state is None or c["state"] == state)]
-        return sorted(found, key=lambda c: c["created_ts"], reverse=True)[:limit]
+                     if (device_id is None or c.device_id == device_id)
+                     and (state is None or c.state == state)]
+        return sorted(found, key=lambda c: c.created_ts, reverse=True)[:limit]
 
-    def open_commands(self) -> list[dict]:
+    def open_commands(self) -> list[Command]:
         with self._lock:
-            found = [copy.deepcopy(c) for c in self._commands.values() if c["state"] in OPEN_STATES]
-        return sorted(found, key=lambda c: c["created_ts"])
+            found = [copy.deepcopy(c) for c in self._commands.values() if c.state in OPEN_STATES]
+        return sorted(found, key=lambda c: c.created_ts)
 
     def add_audit(self, entry: dict) -> None:
         with self._lock:

@@ -14,10 +14,11 @@ from typing import Callable
 
 from app.domain.clock import Clock
 from app.domain.events import Event, PlanChanged
+from app.domain.records import Action, Decision
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakFinding
-from app.services.narration import SHORTFALL_MLD, Action, Narrator
+from app.services.narration import SHORTFALL_MLD, Narrator
 from app.services.network import Network
 from app.services.plan_inputs import Confidence, PlanInputsBuilder
 from app.services.routing import RoutingInputs, RoutingModel, RoutingPlan
@@ -122,7 +123,7 @@ class DecisionEngine:
         return view
 
     def _plan_decision(self, old: RoutingPlan | None, new: RoutingPlan, inputs: RoutingInputs,
-                       actions: list[Action], why: list[str], confidence: Confidence) -> dict:
+                       actions: list[Action], why: list[str], confidence: Confidence) -> Decision:
         trigger = "; ".join(why[:MAX_CAUSES]) + (f" and {len(why) - MAX_CAUSES} more changes"
                                                   if len(why) > MAX_CAUSES else "")
         trigger = trigger or "periodic re-optimisation"
@@ -144,7 +145,7 @@ class DecisionEngine:
         if len(actions) > SUMMARY_ACTIONS:
             summary += f" (+{len(actions) - SUMMARY_ACTIONS} more)"
         return self.book.new(lead.kind, summary, lead.target, reason, confidence.value, confidence.reason,
-                             topic="plan", actions=[a.to_dict() for a in actions])
+                             topic="plan", actions=actions)
 
     def _on_leak(self, finding: LeakFinding, text: str) -> None:
         zone = self.network.nodes[finding.zone]

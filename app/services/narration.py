@@ -10,8 +10,7 @@ exclusion, a leak, or priority.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from app.domain.records import Action, ControlOrder
 from app.services.network import Network
 from app.services.routing import RoutingInputs, RoutingPlan
 
@@ -25,19 +24,6 @@ AT_LIMIT_MLD = 0.5
 IMPORTANCE = ("isolate_source", "exclude_source", "leak_hold", "zone_shortfall", "pump_stop", "pump_start",
               "source_stop", "source_start", "zone_restored", "leak_release", "restore_source",
               "valve_setting", "reroute")
-
-
-@dataclass
-class Action:
-    kind: str
-    target: str
-    text: str
-    command: dict | None = None
-    causes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "target": self.target, "text": self.text,
-                "command": self.command, "causes": self.causes}
 
 
 class Narrator:
@@ -111,17 +97,17 @@ class Narrator:
         label = self.name(link_id)
         if link.kind == "pump" and was > ON_MLD >= flow:
             return [Action("pump_stop", link_id, f"Stop pump {label} (was {was:.0f} MLD)",
-                           {"action": "set_pump", "target": link_id, "value": "off"})]
+                           ControlOrder("set_pump", link_id, "off"))]
         if link.kind == "pump" and was <= ON_MLD < flow:
             return [Action("pump_start", link_id, f"Start pump {label} at {flow:.0f} MLD",
-                           {"action": "set_pump", "target": link_id, "value": "on"})]
+                           ControlOrder("set_pump", link_id, "on"))]
         if abs(flow - was) <= self.deadband * link.capacity:
             return []
         if link.kind == "valve":
             opening = round(100 * abs(flow) / link.capacity, 1) if link.capacity else 0.0
             return [Action("valve_setting", link_id, f"Set valve {label} to {opening:.0f}% "
                            f"({was:.0f} → {flow:.0f} MLD)",
-                           {"action": "set_valve", "target": link_id, "value": opening})]
+                           ControlOrder("set_valve", link_id, opening))]
         verb = "Raise" if flow > was else "Lower"
         return [Action("reroute", link_id, f"{verb} {label} from {was:.0f} to {flow:.0f} MLD")]
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from app.domain.clock import Clock
+from app.domain.records import Decision
 from app.errors import SensorLimitReached
 from app.services.fusion import SENSOR, Candidate, choose
 from app.services.ring import PointRing
@@ -48,7 +49,7 @@ class DataStore:
         self._latest: dict[str, dict] = {}
         self._received: dict[str, float] = {}
         self._recent: dict[str, PointRing] = {}
-        self._decisions: deque[dict] = deque(maxlen=DECISIONS_KEPT)
+        self._decisions: deque[Decision] = deque(maxlen=DECISIONS_KEPT)
         self.routing: dict | None = None
         self.clients = 0
 
@@ -201,7 +202,7 @@ class DataStore:
         return self._received.get(sensor_id)
 
     # -- decisions, routing, clients ---------------------------------------
-    def add_decisions(self, decisions: Iterable[dict]) -> None:
+    def add_decisions(self, decisions: Iterable[Decision]) -> None:
         with self._lock:
             self._decisions.extend(decisions)
 
@@ -211,7 +212,7 @@ class DataStore:
             self._decisions.clear()
         return count
 
-    def decisions(self, limit: int) -> list[dict]:
+    def decisions(self, limit: int) -> list[Decision]:
         with self._lock:
             newest_first = list(reversed(self._decisions))
         return newest_first[:limit]

@@ -299,7 +299,8 @@ def test_every_write_answers_in_the_convention(fed):
     """The answers of writes go through the same serializers (only /api/ingest's is legacy)."""
     client, bhs, params = fed["client"], fed["bhs"], fed["params"]
     ops, admin = OPERATOR_HEADERS, ADMIN_HEADERS
-    decision = next(d for d in bhs.store.decisions(50) if d["state"] == "recommended")
+    decision = next(d for d in client.get("/api/decisions?limit=50").json["decisions"]
+                    if d["state"] == "recommended")
     alarm = bhs.alerts.raise_("Z_EAST.ph", "quality_ph", "warning", "pH 9.2", node_id="Z_EAST",
                               sensor_id="Z_EAST.ph", metric="ph", value=9.2, threshold=9.0)
     command = client.get("/api/commands").json["commands"][0]

@@ -1,4 +1,5 @@
 """Narration: only material changes become actions, and causes name the real limit."""
+from app.domain.records import ControlOrder
 from app.services.narration import Narrator
 from app.services.routing import RoutingInputs, RoutingModel
 from tests.unit.networks import link, network, node
@@ -32,7 +33,7 @@ def test_changes_inside_the_deadband_are_silent():
     new, new_in = plan(net, demand={"W": 190})          # V moves by 40 MLD
     actions = narrator.changes(old, old_in, new, new_in)
     assert kinds(actions) == [("valve_setting", "V")]
-    assert actions[0].command == {"action": "set_valve", "target": "V", "value": 95.0}
+    assert actions[0].command == ControlOrder("set_valve", "V", 95.0)
 
 
 def test_a_pump_stop_is_material_and_carries_its_command():
@@ -42,7 +43,7 @@ def test_a_pump_stop_is_material_and_carries_its_command():
     new, new_in = plan(net, demand={"E": 0})
     actions = narrator.changes(old, old_in, new, new_in)
     assert kinds(actions) == [("pump_stop", "PE")]
-    assert actions[0].command == {"action": "set_pump", "target": "PE", "value": "off"}
+    assert actions[0].command == ControlOrder("set_pump", "PE", "off")
 
 
 def test_shortfall_from_an_operator_valve_setting_is_not_called_priority():

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app import wire
+from app.domain.records import Action, Command, CommandParams, CommandStep, ControlOrder, Decision
 
 NOON = datetime(2026, 12, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
@@ -44,12 +45,69 @@ def test_resources_get_iso_times_and_lose_internal_fields():
         {"id": 1, "start": "2026-12-01T12:00:00Z", "end": "2026-12-01T12:15:00Z"}
     assert wire.alert({"id": "a", "_shelved_until_ts": 1.0, "raised_at": "2026-12-01T17:30:00+05:30"}) == \
         {"id": "a", "raised_at": "2026-12-01T12:00:00Z"}
-    command = {"id": "cmd-1", "created_ts": 1.0, "deadline_ts": 2.0, "http_fetched": True,
-               "history": [{"state": "queued", "at": 1796126400.0}]}
-    assert wire.command(command) == {"id": "cmd-1", "history": [{"state": "queued", "at": "2026-12-01T12:00:00Z"}]}
     control = {"id": "c1", "timestamp": "2026-12-01T12:00:00Z", "source_ip": "10.0.0.9",
                "command": {"id": "cmd-1", "expires_ts": 3.0}}
     assert wire.control(control) == {"id": "c1", "timestamp": "2026-12-01T12:00:00Z", "command": {"id": "cmd-1"}}
     assert wire.control_audit([control])[0]["source_ip"] == "10.0.0.9"
     assert wire.audit_entry({"at": 1796126400.0, "at_ts": 1796126400.0, "kind": "write_refused"}) == \
         {"at": "2026-12-01T12:00:00Z", "kind": "write_refused"}
+
+
+def decision(**changes) -> Decision:
+    fields = dict(id="d1-1", timestamp="2026-12-01T12:00:00Z", kind="valve_setting", action="Set valve V",
+                  target="V", reason="why", confidence=0.8, confidence_reason="fresh", topic="plan",
+                  actions=[Action("valve_setting", "V", "Set valve V to 40%", ControlOrder("set_valve", "V", 40.0),
+                                  ["capacity: V is full at 10 MLD"]),
+                           Action("leak_hold", "Z", "Serve Z 5 MLD", None, [])],
+                  state="recommended", state_at="2026-12-01T12:00:00Z")
+    return Decision(**{**fields, **changes})
+
+
+def test_a_decision_on_the_wire_keeps_its_fields_in_order_and_its_optional_parts_only_when_set():
+    out = wire.decision(decision())
+    assert list(out) == ["id", "timestamp", "kind", "action", "target", "reason", "confidence",
+                         "confidence_reason", "topic", "actions", "state", "state_at", "state_by"]
+    assert out["actions"] == [
+        {"kind": "valve_setting", "target": "V", "text": "Set valve V to 40%",
+         "command": {"action": "set_valve", "target": "V", "value": 40.0}, "causes": ["capacity: V is full at 10 MLD"]},
+        {"kind": "leak_hold", "target": "Z", "text": "Serve Z 5 MLD", "command": None, "causes": []}]
+    lone = Action("leak_suspected", "Z", "Inspect Z", causes=None)       # a decision's own action names no causes
+    applied = wire.decision(decision(actions=[lone], state="applied", state_by="ops",
+                                     evidence={"rule": "night_flow"}, commands=["c1-1"]))
+    assert list(applied)[-3:] == ["state_by", "evidence", "commands"]
+    assert applied["actions"] == [{"kind": "leak_suspected", "target": "Z", "text": "Inspect Z", "command": None}]
+    assert (applied["evidence"], applied["commands"], applied["state_by"]) == ({"rule": "night_flow"}, ["c1-1"], "ops")
+
+
+def test_a_decision_comes_back_from_its_wire_shape_unchanged():
+    """How the cluster's leader shares decisions: the other instances answer the same."""
+    for record in (decision(), decision(actions=[Action("leak_suspected", "Z", "Inspect Z", causes=None)],
+                                        evidence={"rule": "r"}, commands=[], state="applied", state_by="engine")):
+        assert wire.decision_record(wire.decision(record)) == record
+
+
+def command(**changes) -> Command:
+    fields = dict(id="cmd-1", device_id="dev-1", control_id="c1-1", method="set_valve",
+                  params=CommandParams("V1", 40.0), state="queued", timeout_s=30.0,
+                  created_at="2026-12-01T12:00:00Z", created_ts=1796126400.0, expires_at="2026-12-02T12:00:00Z",
+                  expires_ts=1796212800.0, updated_at="2026-12-01T12:00:00Z",
+                  history=[CommandStep("queued", "2026-12-01T12:00:00Z")], deadline_ts=1796126430.0,
+                  http_fetched=True)
+    return Command(**{**fields, **changes})
+
+
+def test_a_command_on_the_wire_leaves_its_deadlines_inside():
+    out = wire.command(command())
+    assert out == {"id": "cmd-1", "device_id": "dev-1", "control_id": "c1-1", "method": "set_valve",
+                   "params": {"target": "V1", "value": 40.0}, "state": "queued", "timeout_s": 30.0,
+                   "created_at": "2026-12-01T12:00:00Z", "expires_at": "2026-12-02T12:00:00Z",
+                   "updated_at": "2026-12-01T12:00:00Z", "attempts": 0, "result": None,
+                   "history": [{"state": "queued", "at": "2026-12-01T12:00:00Z"}]}
+    assert list(out) == ["id", "device_id", "control_id", "method", "params", "state", "timeout_s", "created_at",
+                         "expires_at", "updated_at", "attempts", "result", "history"]
+    sent = wire.command(command(last_sent_at="2026-12-01T12:00:01Z", attempts=1))
+    assert list(sent)[-1] == "last_sent_at" and sent["last_sent_at"] == "2026-12-01T12:00:01Z"
+    assert wire.commands([command()]) == [out]
+    assert wire.command_request(command()) == {"id": "cmd-1", "method": "set_valve",
+                                               "params": {"target": "V1", "value": 40.0}, "timeout_s": 30.0,
+                                               "expires_at": "2026-12-02T12:00:00Z"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from app.domain.records import Command
 from app.services.device_repository import Device, RegistryRepository
 
 
@@ -35,13 +36,13 @@ class SharingRepository(RegistryRepository):
         self.inner.delete_device(device_id)
         self.share("device_deleted", device_id)
 
-    def save_command(self, command: dict) -> None:
+    def save_command(self, command: Command) -> None:
         self.inner.save_command(command)
 
-    def commands(self, device_id=None, state=None, limit=100) -> list[dict]:
+    def commands(self, device_id=None, state=None, limit=100) -> list[Command]:
         return self.inner.commands(device_id, state, limit)
 
-    def open_commands(self) -> list[dict]:
+    def open_commands(self) -> list[Command]:
         return self.inner.open_commands()
 
     def add_audit(self, entry: dict) -> None:
