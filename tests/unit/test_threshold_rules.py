@@ -49,6 +49,12 @@ def test_the_limit_a_value_breached(metric, value, severity, limit):
     assert rule.severity(value) == severity and rule.breached_limit(value, severity) == limit
 
 
+def test_a_value_exactly_at_the_margin_is_back_inside():
+    rule = Rule(warning=(0.0, 50.0), critical=(None, None))             # margin 1.0, exact in binary
+    assert rule.comfortably_inside(1.0) and rule.comfortably_inside(49.0)
+    assert not rule.comfortably_inside(0.99) and not rule.comfortably_inside(49.01)
+
+
 @pytest.mark.parametrize("metric, inside, not_yet", [
     ("ph", [6.07, 8.93, 7.5], [6.05, 8.95, 6.0, 9.0]),     # 2 % of the 6-9 band
     ("do", [4.09, 12.0], [4.07, 4.0]),                      # one-sided: 2 % of its limit

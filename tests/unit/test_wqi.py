@@ -20,6 +20,7 @@ def test_the_worked_example_of_domain_md():
     (0.0, 0.18),                     # 0 % saturation
     (1.3, 0.18 + 0.66 * 20),         # 20 %
     (2.6, 0.18 + 0.66 * 40),         # 40 % belongs to the first line (the second gives 33.25)
+    (2.6325, -13.55 + 1.17 * 40.5),  # 40.5 %: just past the first line's limit
     (3.25, -13.55 + 1.17 * 50),      # 50 %
     (6.5, 100.0),                    # 100 %: 103.45, clipped
     (7.8, 163.34 - 0.62 * 120),      # 120 %
