@@ -45,16 +45,16 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         """Each alert transition as an `alert` point: enough to rebuild open alerts at start-up."""
         alert = event.alert
         s.history.write_event(
-            "alert", {"condition": alert["condition"], "severity": alert["severity"],
-                      "state": alert["state"], "node_id": alert.get("node_id") or ""},
-            {"id": alert["id"], "subject": alert["subject"], "message": alert["message"],
-             "sensor_id": alert.get("sensor_id") or "", "metric": alert.get("metric") or "",
-             "value": float(alert["value"]) if alert.get("value") is not None else None,
-             "threshold": float(alert["threshold"]) if alert.get("threshold") is not None else None,
-             "raised_at": alert["raised_at"], "acknowledged_by": alert.get("acknowledged_by") or "",
+            "alert", {"condition": alert.condition, "severity": alert.severity,
+                      "state": alert.state, "node_id": alert.node_id or ""},
+            {"id": alert.id, "subject": alert.subject, "message": alert.message,
+             "sensor_id": alert.sensor_id or "", "metric": alert.metric or "",
+             "value": float(alert.value) if alert.value is not None else None,
+             "threshold": float(alert.threshold) if alert.threshold is not None else None,
+             "raised_at": alert.raised_at, "acknowledged_by": alert.acknowledged_by or "",
              # ISA-18.2 state and who did what: the alarm audit trail.
-             "alarm_state": alert.get("alarm_state", ""), "action": alert.get("last_action", ""),
-             "by": alert.get("last_action_by", ""), "shelved_until": alert.get("shelved_until") or ""},
+             "alarm_state": alert.alarm_state, "action": alert.last_action or "",
+             "by": alert.last_action_by or "", "shelved_until": wire.iso_time(alert.shelved_until) or ""},
             clock())
 
     def record_source_refresh(event: SourceRefreshed) -> None:
@@ -142,7 +142,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
 
     def share_alert(event: AlertRaised | AlertCleared | AlertUpdated) -> None:
         if s.shared is not None:
-            s.shared.share("alert", event.alert)
+            s.shared.share("alert", wire.alert(event.alert))   # AlertBook.adopt reads it back
 
     def share_control(event: ControlApplied) -> None:
         if s.shared is not None and event.control["origin"] == "operator":

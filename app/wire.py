@@ -7,7 +7,7 @@ The API convention (README "API conventions"):
   where a device sends them (telemetry's `ts`, which is input, never an answer).
 
 The services keep what they need inside their records (a reading's epoch `ts`,
-an alarm's `_shelved_until_ts`, a command's deadlines); route handlers and the
+an alarm's epoch shelf end, a command's deadlines); route handlers and the
 Socket.IO publishers hand out only what these functions return, so nothing
 internal reaches a client. The two answers outside the convention are listed
 once, in LEGACY_CAMEL_CASE; the convention test (tests/inprocess/test_wire.py)
@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, TypedDict
 
-from app.domain.records import Action, Command, ControlOrder, Decision
+from app.domain.records import Action, Alarm, Command, ControlOrder, Decision
 
 # The only exceptions to snake_case: the original prototype's answers, whose clients
 # read these camelCase fields (../shared/CONTRACT.md). Route (method, rule) -> the fields.
@@ -114,19 +114,38 @@ def latest_legacy(sensor_id: str, record: dict) -> dict:
 
 # -- alarms, decisions, controls, plans ------------------------------------------------
 
-ALERT_TIMES = ("raised_at", "acknowledged_at", "cleared_at", "shelved_until", "updated_at", "escalated_at")
+# Alarm fields a client sees only once they apply: a restored alarm has no raise or
+# action yet, only an escalated one an escalation time, only a leak its evidence, only a
+# device_offline alarm its device, only a reopened one `restored`.
+ALERT_FIELDS_WHEN_SET = ("updated_at", "escalated_at", "last_action", "last_action_by", "evidence",
+                         "device_id")
 
 
-def alert(record: dict) -> dict:
-    """An alarm: internal keys (`_...`) dropped, its times and its audit events' in ISO."""
-    view = _times({k: v for k, v in record.items() if not k.startswith("_")}, ALERT_TIMES)
-    if "events" in view:
-        view["events"] = [_times(dict(e), ("at",)) for e in view["events"]]
+def alert(alarm: Alarm, events: bool = False) -> dict:
+    """An alarm as answered, broadcast and shared in a cluster; `events=True` adds its audit trail."""
+    view = {"id": alarm.id, "condition": alarm.condition, "subject": alarm.subject,
+            "severity": alarm.severity, "active": alarm.active, "acknowledged": alarm.acknowledged,
+            "raised_at": iso_time(alarm.raised_at), "acknowledged_by": alarm.acknowledged_by,
+            "acknowledged_at": iso_time(alarm.acknowledged_at), "cleared_at": iso_time(alarm.cleared_at),
+            "shelved": alarm.shelved, "shelved_until": iso_time(alarm.shelved_until),
+            "shelved_by": alarm.shelved_by, "shelve_reason": alarm.shelve_reason, "count": alarm.count,
+            "message": alarm.message, "sensor_id": alarm.sensor_id, "node_id": alarm.node_id,
+            "metric": alarm.metric, "value": alarm.value, "threshold": alarm.threshold,
+            "state": alarm.state, "alarm_state": alarm.alarm_state}
+    for name in ALERT_FIELDS_WHEN_SET:
+        value = getattr(alarm, name)
+        if value is not None:
+            view[name] = iso_time(value) if name.endswith("_at") else value
+    if alarm.restored:
+        view["restored"] = True
+    if events:
+        view["events"] = [{"action": e.action, "by": e.by, "at": iso_time(e.at),
+                           **({"detail": e.detail} if e.detail else {})} for e in alarm.events]
     return view
 
 
-def alerts(records: Iterable[dict]) -> list[dict]:
-    return [alert(a) for a in records]
+def alerts(alarms: Iterable[Alarm]) -> list[dict]:
+    return [alert(a) for a in alarms]
 
 
 def decision_action(action: Action) -> dict:

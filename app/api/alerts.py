@@ -42,7 +42,7 @@ def listing():
         raise InvalidInput("bad state", [{"field": "state", "message": f"one of {', '.join(STATE_FILTERS)}"}])
     book = services().alerts
     if state == "active":
-        alerts = [a for a in book.listing(include_cleared=False) if a["active"]]
+        alerts = [a for a in book.listing(include_cleared=False) if a.active]
     elif state in ("open", "all"):
         alerts = book.listing(include_cleared=state == "all")
     else:
@@ -63,7 +63,7 @@ def summary():
 @require_viewer
 def one(alert_id: str):
     """One alarm with its audit trail (`events`)."""
-    return jsonify(alert=wire.alert(services().alerts.get(alert_id)))
+    return jsonify(alert=wire.alert(services().alerts.get(alert_id), events=True))
 
 
 @bp.post("/ack")
@@ -73,7 +73,7 @@ def ack_many():
     """Acknowledge several alarms at once ("acknowledge all visible")."""
     body = parse_model(AckMany, json_body())
     done = services().alerts.acknowledge_many(body.ids, g.principal)
-    return jsonify(ok=True, acknowledged=[a["id"] for a in done], alerts=wire.alerts(done))
+    return jsonify(ok=True, acknowledged=[a.id for a in done], alerts=wire.alerts(done))
 
 
 @bp.post("/<alert_id:alert_id>/ack")

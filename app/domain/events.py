@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.records import Command, Decision
+from app.domain.records import Alarm, Command, Decision
 
 
 class Event:
@@ -46,25 +46,25 @@ class SourceRefreshed(Event):
 @dataclass(frozen=True)
 class AlertRaised(Event):
     """An alarm was raised, re-activated before its clearing was acknowledged, or escalated."""
-    alert: dict
+    alert: Alarm
 
 
 @dataclass(frozen=True)
 class AlertCleared(Event):
     """An alarm's condition has gone (it may still wait for an acknowledgement)."""
-    alert: dict
+    alert: Alarm
 
 
 @dataclass(frozen=True)
 class AlertUpdated(Event):
     """An operator acknowledged, shelved or unshelved an alarm, or its shelf ran out."""
-    alert: dict
+    alert: Alarm
 
 
 @dataclass(frozen=True)
 class AlertAdopted(Event):
     """An alarm transition made on another instance of the cluster (recorded and broadcast there)."""
-    alert: dict
+    alert: Alarm
 
 
 @dataclass(frozen=True)

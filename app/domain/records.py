@@ -182,3 +182,73 @@ class Command:
     deadline_ts: float | None = None     # sent or delivered: no outcome past this is a timeout
     http_fetched: bool = False      # taken by the device's HTTP poll since this process started
     last_sent_at: str | None = None
+
+
+# -- alarms --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AlarmLogEntry:
+    """One step of an alarm's audit trail: what was done, by whom (an operator or `system`), when."""
+    action: str               # raised, reactivated, escalated, cleared, acknowledged, shelved, ...
+    by: str
+    at: str                   # ISO 8601 UTC
+    detail: str | None = None  # e.g. a shelf's duration and reason
+
+
+@dataclass(slots=True)
+class Alarm:
+    """One alarm (ISA-18.2) on a (subject, condition), as app/services/alerts.py keeps it.
+
+    The alert book changes its own copy under its lock and hands out copies
+    (snapshots), which events carry. Times are ISO 8601 UTC strings stamped
+    when each step happened, except the shelf's end: epoch seconds, which the
+    book compares with its clock (the wire writes it in ISO).
+    """
+    id: str
+    subject: str              # what it is about: a sensor, a zone, a device, `history`
+    condition: str            # quality_ph, range_flow, leak_suspected, sensor_offline, ...
+    severity: str             # critical, major, minor or warning
+    message: str = ""
+    active: bool = True       # the condition is present
+    acknowledged: bool = False
+    raised_at: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: str | None = None
+    cleared_at: str | None = None
+    shelved_until: float | None = None   # epoch seconds; None when not shelved
+    shelved_by: str | None = None
+    shelve_reason: str | None = None
+    count: int = 0            # how many times a producer raised it
+    updated_at: str | None = None       # the last raise (None on an alarm restored from history)
+    escalated_at: str | None = None
+    last_action: str | None = None      # the newest audit entry's action and who did it
+    last_action_by: str | None = None
+    restored: bool = False    # reopened at start-up from the history store
+    # What the producer measured: every producer names these, None where they do not apply.
+    sensor_id: str | None = None
+    node_id: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    # Producer-specific details: the leak watch's evidence (LeakFinding.evidence()) and
+    # the device of a `device_offline` alarm.
+    evidence: dict[str, Any] | None = None
+    device_id: str | None = None
+    events: list[AlarmLogEntry] = field(default_factory=list)   # the audit trail, oldest first
+
+    @property
+    def shelved(self) -> bool:
+        return self.shelved_until is not None
+
+    @property
+    def state(self) -> str:
+        """The contract's original three states (active/acknowledged/cleared), kept for existing clients."""
+        if not self.active:
+            return "cleared"
+        return "acknowledged" if self.acknowledged else "active"
+
+    @property
+    def alarm_state(self) -> str:
+        """The ISA-18.2 state: active_unacknowledged, active_acknowledged, cleared_..."""
+        return (f"{'active' if self.active else 'cleared'}_"
+                f"{'acknowledged' if self.acknowledged else 'unacknowledged'}")

@@ -21,18 +21,23 @@ as a domain event (AlertRaised, AlertCleared, AlertUpdated; app/handlers.py
 broadcasts it and writes it to history, with who did it); open alarms are rebuilt at
 start-up from the history store, so a restart does not forget them.
 
-Producers use `raise_`, `clear`, `is_open` and `open_alerts`; the legacy
-`state` field (active/acknowledged/cleared) stays beside `alarm_state`.
+Each alarm is an `Alarm` record (app/domain/records.py); the book hands out
+copies, and app/wire.py's `alert` makes the wire shape. Producers use `raise_`,
+`clear`, `is_open` and `open_alerts`; the legacy `state` field
+(active/acknowledged/cleared) stays beside `alarm_state`.
 """
 from __future__ import annotations
 
 import itertools
 import threading
-from typing import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Callable
 
 from app.domain.clock import Clock
 from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated,
                                Event)
+from app.domain.records import Alarm, AlarmLogEntry
 from app.errors import InvalidInput, NotFound
 from app.services.store import iso
 from app.services.ids import id_prefix
@@ -57,18 +62,6 @@ EVENTS_KEPT = 50
 SYSTEM = "system"
 
 
-def legacy_state(alarm: dict) -> str:
-    """The contract's original three states, kept for existing clients."""
-    if not alarm["active"]:
-        return "cleared"
-    return "acknowledged" if alarm["acknowledged"] else "active"
-
-
-def alarm_state(alarm: dict) -> str:
-    return (f"{'active' if alarm['active'] else 'cleared'}_"
-            f"{'acknowledged' if alarm['acknowledged'] else 'unacknowledged'}")
-
-
 class AlertBook:
     def __init__(self, publish: Callable[[Event], None], clock: Clock,
                  schedule: Callable[[float, Callable[[], None]], None] | None = None):
@@ -77,14 +70,19 @@ class AlertBook:
         # schedule(delay_s, fn): runs fn later (a background task); shelf expiry.
         self.schedule = schedule
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, str], dict] = {}      # not yet cleared-and-acknowledged
-        self._cleared: list[dict] = []                    # archived
+        self._open: dict[tuple[str, str], Alarm] = {}     # not yet cleared-and-acknowledged
+        self._cleared: list[Alarm] = []                   # archived
         self._ids = itertools.count(1)
         self._prefix = id_prefix(clock)
 
     # -- producers ---------------------------------------------------------------
-    def raise_(self, subject: str, condition: str, severity: str, message: str, **fields) -> dict:
-        """Raise or update the alarm on (subject, condition); returns it."""
+    def raise_(self, subject: str, condition: str, severity: str, message: str, *,
+               sensor_id: str | None = None, node_id: str | None = None, metric: str | None = None,
+               value: float | None = None, threshold: float | None = None,
+               evidence: dict[str, Any] | None = None, device_id: str | None = None) -> Alarm:
+        """Raise or update the alarm on (subject, condition); returns it.
+
+        A repeat takes the producer's newest measurement, evidence and message."""
         if severity not in SEVERITY_RANK:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
         key = (subject, condition)
@@ -93,76 +91,73 @@ class AlertBook:
         with self._lock:
             alarm = self._open.get(key)
             if alarm is None:
-                alarm = self._open[key] = {
-                    "id": f"{self._prefix}-{next(self._ids)}", "condition": condition,
-                    "subject": subject, "severity": severity, "active": True,
-                    "acknowledged": False, "raised_at": now, "acknowledged_by": None,
-                    "acknowledged_at": None, "cleared_at": None, "shelved": False,
-                    "shelved_until": None, "shelved_by": None, "shelve_reason": None,
-                    "count": 0, "events": [], **fields}
+                alarm = self._open[key] = Alarm(id=f"{self._prefix}-{next(self._ids)}", subject=subject,
+                                                condition=condition, severity=severity, raised_at=now)
                 action = "raised"
-            elif not alarm["active"]:
-                # Back before anyone acknowledged the clearing: active and unseen again.
-                alarm.update(active=True, acknowledged=False, acknowledged_by=None,
-                             acknowledged_at=None, cleared_at=None, severity=severity)
+            elif not alarm.active:
+                # Back before anyone acknowledged the clearing: active again, and still unseen
+                # (a cleared alarm is open only while unacknowledged; acknowledging archives it).
+                alarm.active, alarm.cleared_at, alarm.severity = True, None, severity
                 action = "reactivated"
-            elif SEVERITY_RANK[severity] > SEVERITY_RANK[alarm["severity"]]:
-                alarm["severity"] = severity
-                alarm["escalated_at"] = now
+            elif SEVERITY_RANK[severity] > SEVERITY_RANK[alarm.severity]:
+                alarm.severity = severity
+                alarm.escalated_at = now
                 action = "escalated"
-            alarm.update(fields)
-            alarm["message"] = message
-            alarm["count"] += 1
-            alarm["updated_at"] = now
+            alarm.sensor_id, alarm.node_id, alarm.metric = sensor_id, node_id, metric
+            alarm.value, alarm.threshold = value, threshold
+            alarm.evidence, alarm.device_id = evidence, device_id
+            alarm.message = message
+            alarm.count += 1
+            alarm.updated_at = now
             if action:
                 self._log(alarm, action, SYSTEM)
-            snapshot = self._public(alarm)
+            snapshot = self._copy(alarm)
         if action:
             self._transition(snapshot)
         return snapshot
 
-    def clear(self, subject: str, condition: str) -> dict | None:
+    def clear(self, subject: str, condition: str) -> Alarm | None:
         """The condition has gone. An acknowledged alarm is archived; an
         unacknowledged one waits, cleared, for its acknowledgement."""
         with self._lock:
             alarm = self._open.get((subject, condition))
-            if alarm is None or not alarm["active"]:
+            if alarm is None or not alarm.active:
                 return None
-            alarm["active"] = False
-            alarm["cleared_at"] = iso(self.clock())
-            if alarm["acknowledged"]:
+            alarm.active = False
+            alarm.cleared_at = iso(self.clock())
+            if alarm.acknowledged:
                 self._archive((subject, condition))
             self._log(alarm, "cleared", SYSTEM)     # after the unshelving archiving implies
-            snapshot = self._public(alarm)
+            snapshot = self._copy(alarm)
         self._transition(snapshot)
         return snapshot
 
     def is_open(self, subject: str, condition: str, severity: str | None = None) -> bool:
         """Whether the condition is present (active), whatever its acknowledgement."""
         alarm = self._open.get((subject, condition))
-        return alarm is not None and alarm["active"] and (severity is None or alarm["severity"] == severity)
+        return alarm is not None and alarm.active and (severity is None or alarm.severity == severity)
 
-    def open_alerts(self) -> list[dict]:
+    def open_alerts(self) -> list[Alarm]:
         """Alarms whose condition is present, shelved ones included (planning still sees them)."""
         with self._lock:
-            return [self._public(a) for a in self._open.values() if a["active"]]
+            return [self._copy(a) for a in self._open.values() if a.active]
 
     # -- operators ---------------------------------------------------------------
-    def acknowledge(self, alert_id: str, operator: str) -> dict:
+    def acknowledge(self, alert_id: str, operator: str) -> Alarm:
         with self._lock:
             key, alarm = self._find(alert_id)
-            if alarm["acknowledged"]:
-                return self._public(alarm)          # idempotent: the first operator stays
-            alarm.update(acknowledged=True, acknowledged_by=operator,
-                         acknowledged_at=iso(self.clock()))
-            if not alarm["active"]:
+            if alarm.acknowledged:
+                return self._copy(alarm)            # idempotent: the first operator stays
+            alarm.acknowledged, alarm.acknowledged_by = True, operator
+            alarm.acknowledged_at = iso(self.clock())
+            if not alarm.active:
                 self._archive(key)
             self._log(alarm, "acknowledged", operator)
-            snapshot = self._public(alarm)
+            snapshot = self._copy(alarm)
         self._transition(snapshot)
         return snapshot
 
-    def acknowledge_many(self, alert_ids: list[str], operator: str) -> list[dict]:
+    def acknowledge_many(self, alert_ids: list[str], operator: str) -> list[Alarm]:
         """Acknowledge all of `alert_ids` ("acknowledge all visible"); unknown ids are skipped."""
         done = []
         for alert_id in alert_ids:
@@ -172,41 +167,40 @@ class AlertBook:
                 continue
         return done
 
-    def shelve(self, alert_id: str, operator: str, duration_s: float, reason: str | None = None) -> dict:
+    def shelve(self, alert_id: str, operator: str, duration_s: float, reason: str | None = None) -> Alarm:
         if not SHELVE_MIN_S <= duration_s <= SHELVE_MAX_S:
             raise InvalidInput("invalid shelve", [{"field": "duration_s", "message":
                                f"seconds from {SHELVE_MIN_S:g} to {SHELVE_MAX_S:g} (24 h), e.g. 3600"}])
         until = self.clock() + duration_s
         with self._lock:
-            key, alarm = self._find(alert_id, archived_ok=False)
-            alarm.update(shelved=True, shelved_until=iso(until), shelved_by=operator,
-                         shelve_reason=reason, _shelved_until_ts=until)
+            alarm = self._find_open(alert_id)
+            alarm.shelved_until, alarm.shelved_by, alarm.shelve_reason = until, operator, reason
             self._log(alarm, "shelved", operator, f"for {duration_s:g} s" + (f": {reason}" if reason else ""))
-            snapshot = self._public(alarm)
+            snapshot = self._copy(alarm)
         self._transition(snapshot)
         if self.schedule is not None:
             self.schedule(duration_s, self.expire_shelves)
         return snapshot
 
-    def unshelve(self, alert_id: str, operator: str) -> dict:
+    def unshelve(self, alert_id: str, operator: str) -> Alarm:
         with self._lock:
-            key, alarm = self._find(alert_id, archived_ok=False)
-            if not alarm["shelved"]:
-                return self._public(alarm)
+            alarm = self._find_open(alert_id)
+            if not alarm.shelved:
+                return self._copy(alarm)
             self._unshelve(alarm, operator, "unshelved")
-            snapshot = self._public(alarm)
+            snapshot = self._copy(alarm)
         self._transition(snapshot)
         return snapshot
 
-    def expire_shelves(self) -> list[dict]:
+    def expire_shelves(self) -> list[Alarm]:
         """Return every alarm whose shelf time is up; audited as done by the system."""
         now = self.clock()
         returned = []
         with self._lock:
             for alarm in self._open.values():
-                if alarm["shelved"] and alarm["_shelved_until_ts"] <= now:
+                if alarm.shelved_until is not None and alarm.shelved_until <= now:
                     self._unshelve(alarm, SYSTEM, "shelf_expired")
-                    returned.append(self._public(alarm))
+                    returned.append(self._copy(alarm))
         for snapshot in returned:
             self._transition(snapshot)
         return returned
@@ -220,50 +214,46 @@ class AlertBook:
         self.publish(AlertsReset(operator, iso(self.clock())))
         return count
 
-    def adopt(self, alarm: dict) -> None:
+    def adopt(self, data: dict) -> None:
         """Take an alarm as another instance of a cluster left it after a transition.
 
-        That instance recorded and broadcast the transition; here it is only
-        made the local state (by its subject and condition), then published as AlertAdopted.
+        `data` is its wire shape (app/handlers.py shares `wire.alert`). That
+        instance recorded and broadcast the transition; here it is only made the
+        local state (by its subject and condition), then published as AlertAdopted.
         """
-        key = (alarm["subject"], alarm["condition"])
-        held = dict(alarm)
-        held.pop("alarm_state", None)
-        held.setdefault("events", [])
-        if held.get("shelved") and held.get("shelved_until"):
-            from datetime import datetime
-            held["_shelved_until_ts"] = datetime.fromisoformat(
-                held["shelved_until"].replace("Z", "+00:00")).timestamp()
+        held = adopted(data)
+        key = (held.subject, held.condition)
         with self._lock:
             self._open.pop(key, None)
-            if held["active"] or not held["acknowledged"]:
+            if held.active or not held.acknowledged:
                 self._open[key] = held
             else:
-                self._cleared = [a for a in self._cleared if a["id"] != held["id"]]
+                self._cleared = [a for a in self._cleared if a.id != held.id]
                 self._cleared.append(held)
                 del self._cleared[:-CLEARED_KEPT]
-            snapshot = self._public(held)
+            snapshot = self._copy(held)
         self.publish(AlertAdopted(snapshot))
 
     # -- reads -------------------------------------------------------------------
-    def get(self, alert_id: str) -> dict:
+    def get(self, alert_id: str) -> Alarm:
+        """One alarm, with its audit trail (`events`)."""
         self.expire_shelves()
         with self._lock:
-            return self._public(self._find(alert_id)[1], events=True)
+            return self._copy(self._find(alert_id)[1])
 
-    def listing(self, include_cleared: bool, state: str | None = None) -> list[dict]:
+    def listing(self, include_cleared: bool, state: str | None = None) -> list[Alarm]:
         """Alarms not yet cleared-and-acknowledged (plus the archive when asked),
         most severe first; `state` filters on an `alarm_state` or `shelved`."""
         self.expire_shelves()
         with self._lock:
-            alerts = [self._public(a) for a in self._open.values()]
+            alerts = [self._copy(a) for a in self._open.values()]
             if include_cleared:
-                alerts += [self._public(a) for a in reversed(self._cleared)]
+                alerts += [self._copy(a) for a in reversed(self._cleared)]
         if state == "shelved":
-            alerts = [a for a in alerts if a["shelved"]]
+            alerts = [a for a in alerts if a.shelved]
         elif state is not None:
-            alerts = [a for a in alerts if a["alarm_state"] == state]
-        alerts.sort(key=lambda a: (not a["active"], -SEVERITY_RANK[a["severity"]]))
+            alerts = [a for a in alerts if a.alarm_state == state]
+        alerts.sort(key=lambda a: (not a.active, -SEVERITY_RANK[a.severity]))
         return alerts
 
     def summary(self) -> dict:
@@ -276,18 +266,18 @@ class AlertBook:
         severities = {name: 0 for name in SEVERITIES}
         shelved = 0
         for alarm in alarms:
-            if alarm["shelved"]:
+            if alarm.shelved:
                 shelved += 1
                 continue
-            states[alarm_state(alarm)] += 1
-            if alarm["active"]:
-                severities[alarm["severity"]] += 1
+            states[alarm.alarm_state] += 1
+            if alarm.active:
+                severities[alarm.severity] += 1
         states["cleared_acknowledged"] = archived
         return {"states": states, "shelved": shelved, "active_by_severity": severities,
                 "unacknowledged": states["active_unacknowledged"] + states["cleared_unacknowledged"]}
 
     def restore(self, events: list[dict]) -> int:
-        """Reopen alarms whose latest recorded state (events newest first) is open.
+        """Reopen alarms whose latest recorded state (history's `alert` rows, newest first) is open.
 
         Returns how many were reopened. Used at start-up, so a restart does
         not forget an alarm an operator has not yet seen cleared.
@@ -299,6 +289,8 @@ class AlertBook:
         reopened = 0
         with self._lock:
             for event in latest.values():
+                # Rows from before `alarm_state` carry only the legacy state; one with
+                # neither (or `cleared`) is taken as done: cleared and acknowledged.
                 state = event.get("alarm_state") or {
                     "active": "active_unacknowledged", "acknowledged": "active_acknowledged",
                 }.get(event.get("state"), "cleared_acknowledged")
@@ -307,67 +299,87 @@ class AlertBook:
                 key = (event["subject"], event["condition"])
                 if key in self._open:
                     continue
-                severity = event.get("severity", "warning")
-                self._open[key] = {
-                    "id": event["id"], "condition": event["condition"], "subject": event["subject"],
-                    "severity": severity if severity in SEVERITY_RANK else "warning",
-                    "active": state.startswith("active"),
-                    "acknowledged": state.endswith("_acknowledged"),
-                    "raised_at": event.get("raised_at") or event.get("time"),
-                    "acknowledged_by": event.get("acknowledged_by") or None, "acknowledged_at": None,
-                    "cleared_at": None, "shelved": False, "shelved_until": None, "shelved_by": None,
-                    "shelve_reason": None, "count": 1, "events": [], "message": event.get("message", ""),
-                    "sensor_id": event.get("sensor_id") or None, "node_id": event.get("node_id") or None,
-                    "metric": event.get("metric") or None, "value": event.get("value"),
-                    "threshold": event.get("threshold"), "restored": True}
+                self._open[key] = Alarm(
+                    id=event["id"], subject=event["subject"], condition=event["condition"],
+                    severity=event["severity"] if event.get("severity") in SEVERITY_RANK else "warning",
+                    message=event.get("message", ""), active=state.startswith("active"),
+                    acknowledged=state.endswith("_acknowledged"),
+                    raised_at=event.get("raised_at") or event.get("time"),
+                    acknowledged_by=event.get("acknowledged_by") or None, count=1, restored=True,
+                    # History writes "" for a missing text; numbers are null there already.
+                    sensor_id=event.get("sensor_id") or None, node_id=event.get("node_id") or None,
+                    metric=event.get("metric") or None, value=event.get("value"),
+                    threshold=event.get("threshold"))
                 reopened += 1
         return reopened
 
     # -- internals ---------------------------------------------------------------
-    def _find(self, alert_id: str, archived_ok: bool = True) -> tuple[tuple[str, str] | None, dict]:
+    def _find(self, alert_id: str) -> tuple[tuple[str, str] | None, Alarm]:
+        """The alarm and its key among the open ones (None when archived)."""
         for key, alarm in self._open.items():
-            if alarm["id"] == alert_id:
+            if alarm.id == alert_id:
                 return key, alarm
-        if archived_ok:
-            for alarm in self._cleared:
-                if alarm["id"] == alert_id:
-                    return None, alarm
-            raise NotFound(f"no alert '{alert_id}'")
+        for alarm in self._cleared:
+            if alarm.id == alert_id:
+                return None, alarm
+        raise NotFound(f"no alert '{alert_id}'")
+
+    def _find_open(self, alert_id: str) -> Alarm:
+        """An alarm not yet archived (only those may be shelved)."""
+        for alarm in self._open.values():
+            if alarm.id == alert_id:
+                return alarm
         raise NotFound(f"no open alert '{alert_id}' (cleared and acknowledged alerts cannot be shelved)")
 
     def _archive(self, key: tuple[str, str]) -> None:
         alarm = self._open.pop(key)
-        if alarm["shelved"]:
+        if alarm.shelved:
             self._unshelve(alarm, SYSTEM, "unshelved")
         self._cleared.append(alarm)
         del self._cleared[:-CLEARED_KEPT]
 
-    def _unshelve(self, alarm: dict, who: str, action: str) -> None:
-        alarm.update(shelved=False, shelved_until=None, shelved_by=None, shelve_reason=None)
-        alarm.pop("_shelved_until_ts", None)
+    def _unshelve(self, alarm: Alarm, who: str, action: str) -> None:
+        alarm.shelved_until = alarm.shelved_by = alarm.shelve_reason = None
         self._log(alarm, action, who)
 
-    def _log(self, alarm: dict, action: str, who: str, detail: str | None = None) -> None:
-        alarm["last_action"] = action
-        alarm["last_action_by"] = who
-        alarm["events"].append({"action": action, "by": who, "at": iso(self.clock()),
-                                **({"detail": detail} if detail else {})})
-        del alarm["events"][:-EVENTS_KEPT]
+    def _log(self, alarm: Alarm, action: str, who: str, detail: str | None = None) -> None:
+        alarm.last_action, alarm.last_action_by = action, who
+        alarm.events.append(AlarmLogEntry(action, who, iso(self.clock()), detail))
+        del alarm.events[:-EVENTS_KEPT]
 
     @staticmethod
-    def _public(alarm: dict, events: bool = False) -> dict:
-        view = {k: v for k, v in alarm.items() if not k.startswith("_") and k != "events"}
-        view["state"] = legacy_state(alarm)
-        view["alarm_state"] = alarm_state(alarm)
-        if events:
-            view["events"] = list(alarm["events"])
-        return view
+    def _copy(alarm: Alarm) -> Alarm:
+        """A snapshot to hand out: later changes to the book's own record do not reach it."""
+        return replace(alarm, events=list(alarm.events))
 
-    def _transition(self, alert: dict) -> None:
-        action = alert.get("last_action")
+    def _transition(self, alarm: Alarm) -> None:
+        action = alarm.last_action
         if action in ("raised", "reactivated", "escalated"):
-            self.publish(AlertRaised(alert))
+            self.publish(AlertRaised(alarm))
         elif action == "cleared":
-            self.publish(AlertCleared(alert))
+            self.publish(AlertCleared(alarm))
         else:   # acknowledged, shelved, unshelved, shelf_expired
-            self.publish(AlertUpdated(alert))
+            self.publish(AlertUpdated(alarm))
+
+
+def adopted(data: dict) -> Alarm:
+    """An alarm from its wire shape, as another instance shared it (no audit trail travels)."""
+    shelved_until = data.get("shelved_until") if data.get("shelved") else None
+    return Alarm(
+        id=data["id"], subject=data["subject"], condition=data["condition"], severity=data["severity"],
+        message=data.get("message", ""), active=data["active"], acknowledged=data["acknowledged"],
+        raised_at=data.get("raised_at"), acknowledged_by=data.get("acknowledged_by"),
+        acknowledged_at=data.get("acknowledged_at"), cleared_at=data.get("cleared_at"),
+        shelved_until=epoch(shelved_until) if shelved_until else None,
+        shelved_by=data.get("shelved_by"), shelve_reason=data.get("shelve_reason"),
+        count=data.get("count", 0), updated_at=data.get("updated_at"),
+        escalated_at=data.get("escalated_at"), last_action=data.get("last_action"),
+        last_action_by=data.get("last_action_by"), restored=data.get("restored", False),
+        sensor_id=data.get("sensor_id"), node_id=data.get("node_id"), metric=data.get("metric"),
+        value=data.get("value"), threshold=data.get("threshold"), evidence=data.get("evidence"),
+        device_id=data.get("device_id"))
+
+
+def epoch(text: str) -> float:
+    """Epoch seconds of an ISO 8601 time (`Z` or an offset)."""
+    return datetime.fromisoformat(text).timestamp()

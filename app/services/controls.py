@@ -157,7 +157,7 @@ class ControlService:
         if not target:
             raise _bad("target", f"{action} needs a target ({CONTROL_VALUES[action]})")
         if action == "ack_alert":
-            return self.alerts.get(target)["id"]
+            return self.alerts.get(target).id
         if action in ("isolate", "restore"):
             if target not in net.nodes and target not in net.links:
                 raise NotFound(f"no node or link '{target}'")
@@ -187,7 +187,7 @@ class ControlService:
         elif action == "reset_demo":
             return self.reset_demo(operator)
         elif action == "ack_alert":
-            return self.alerts.acknowledge(target, operator)["id"]
+            return self.alerts.acknowledge(target, operator).id
         elif action in ("isolate", "restore"):
             (self.isolated.add if action == "isolate" else self.isolated.discard)(target)
         elif action == "set_valve":

@@ -14,7 +14,7 @@ from typing import Callable
 
 from app.domain.clock import Clock
 from app.domain.events import Event, PlanChanged
-from app.domain.records import Action, Decision
+from app.domain.records import Action, Alarm, Decision
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakFinding
@@ -69,7 +69,7 @@ class DecisionEngine:
                 self.leaks.observe(node.id, record["metric"], record["value"], record["ts"])
             self.scheduler.observe(node, record["metric"], record["value"])
 
-    def on_alert(self, alert: dict) -> None:
+    def on_alert(self, alert: Alarm) -> None:
         self.scheduler.on_alert(alert)
 
     def on_control(self, control: dict) -> None:

@@ -1,6 +1,8 @@
 """The network health score: 0-100, with the reasons it is not 100."""
 from __future__ import annotations
 
+from app.domain.records import Alarm
+
 # Points lost per open alert by severity, per zone in shortfall, and for stale
 # sensors (scaled by their share). Caps keep one kind of trouble from hiding others.
 ALERT_PENALTY = {"warning": 5, "critical": 20}
@@ -10,12 +12,12 @@ SHORTFALL_CAP = 40
 STALE_CAP = 30
 
 
-def network_score(open_alerts: list[dict], zones_in_shortfall: list[str], stale: int,
+def network_score(open_alerts: list[Alarm], zones_in_shortfall: list[str], stale: int,
                   sensors: int) -> tuple[int, list[str]]:
     reasons = []
-    alert_loss = min(ALERT_CAP, sum(ALERT_PENALTY[a["severity"]] for a in open_alerts))
+    alert_loss = min(ALERT_CAP, sum(ALERT_PENALTY[a.severity] for a in open_alerts))
     if open_alerts:
-        critical = sum(a["severity"] == "critical" for a in open_alerts)
+        critical = sum(a.severity == "critical" for a in open_alerts)
         reasons.append(f"{len(open_alerts)} open alert(s), {critical} critical (-{alert_loss})")
     short_loss = min(SHORTFALL_CAP, SHORTFALL_PENALTY * len(zones_in_shortfall))
     if zones_in_shortfall:

@@ -229,5 +229,5 @@ class ServicesCollector:
         alerts = GaugeMetricFamily("bhs_active_alerts", "Open alerts by severity", labels=["severity"])
         open_alerts = self.alerts.open_alerts()
         for severity in COUNTED_SEVERITIES:
-            alerts.add_metric([severity], sum(a["severity"] == severity for a in open_alerts))
+            alerts.add_metric([severity], sum(a.severity == severity for a in open_alerts))
         yield alerts

@@ -123,11 +123,11 @@ class PlanInputsBuilder:
     def excluded_sources(self) -> dict[str, str]:
         excluded = {}
         for alert in self.alerts.open_alerts():
-            node = self.network.nodes.get(alert.get("node_id") or "")
-            if node is not None and node.kind == "source" and alert["severity"] == "critical" \
-                    and alert["condition"].startswith("quality") and alert.get("active", True):
-                excluded[node.id] = (f"{alert.get('metric')} at {alert.get('value')} "
-                                     f"breaches the critical limit {alert.get('threshold')}")
+            node = self.network.nodes.get(alert.node_id or "")
+            if node is not None and node.kind == "source" and alert.severity == "critical" \
+                    and alert.condition.startswith("quality") and alert.active:
+                excluded[node.id] = (f"{alert.metric} at {alert.value} "
+                                     f"breaches the critical limit {alert.threshold}")
         return excluded
 
     def _outages(self, planned: dict[str, float], now: float) -> tuple[dict[str, float], dict[str, str]]:

@@ -16,6 +16,7 @@ import threading
 from typing import Callable
 
 from app.domain.clock import Clock
+from app.domain.records import Alarm
 from app.services.network import Network
 
 logger = logging.getLogger(__name__)
@@ -62,11 +63,11 @@ class ReplanScheduler:
             value = "" if control["action"] in ("isolate", "restore") else f" to {control['value']}"
             self.request(f"operator {control['operator']} {verb} {control['target']}{value}")
 
-    def on_alert(self, alert: dict) -> None:
+    def on_alert(self, alert: Alarm) -> None:
         """Critical quality at a source changes which sources may be used."""
-        node = self.network.nodes.get(alert.get("node_id") or "")
-        if node is not None and node.kind == "source" and alert["condition"].startswith("quality"):
-            self.request(f"{alert['severity']} {alert.get('metric')} alert at {node.name}")
+        node = self.network.nodes.get(alert.node_id or "")
+        if node is not None and node.kind == "source" and alert.condition.startswith("quality"):
+            self.request(f"{alert.severity} {alert.metric} alert at {node.name}")
 
     def observe(self, node, metric: str, value: float) -> None:
         """A reading far from what the plan assumed asks for a new plan."""

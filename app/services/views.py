@@ -116,7 +116,7 @@ class LiveViews:
         return {
             "status": "degraded" if degraded else "ok",
             "network": {"score": score, "active_alerts": len(open_alerts),
-                        "critical_alerts": sum(a["severity"] == "critical" for a in open_alerts),
+                        "critical_alerts": sum(a.severity == "critical" for a in open_alerts),
                         "zones_in_shortfall": len(short), "sensors": sensors,
                         "stale_sensors": stale, "reasons": reasons,
                         "wqi_worst": {"node_id": worst["node_id"], "wqi": worst["wqi"],

@@ -56,7 +56,7 @@ def run(bhs, clock, seconds: float, until=None):
 
 
 def suspected(bhs) -> bool:
-    return any(a["condition"] == "leak_suspected" for a in bhs.alerts.open_alerts())
+    return any(a.condition == "leak_suspected" for a in bhs.alerts.open_alerts())
 
 
 def leak_alerts(client):
@@ -116,10 +116,10 @@ def test_contamination_in_the_simulator_raises_a_critical_alert_and_excludes_the
                                              "magnitude": 2, "duration_s": 600})
 
     def critical():
-        return [a for a in bhs.alerts.open_alerts() if a["severity"] == "critical"
-                and a["node_id"] == "SRC_CWSS_4"]
+        return [a for a in bhs.alerts.open_alerts() if a.severity == "critical"
+                and a.node_id == "SRC_CWSS_4"]
     assert run(bhs, clock, 90, until=critical)
-    assert critical()[0]["metric"] in ("turbidity", "fc")
+    assert critical()[0].metric in ("turbidity", "fc")
     bhs.engine.run_once(bhs.engine.scheduler.take_reasons())     # the re-plan the alert asked for
     source = next(s for s in client.get("/api/routing").json["sources"] if s["node_id"] == "SRC_CWSS_4")
     assert source["output"] == 0 and source["excluded"] and "critical" in source["excluded"]

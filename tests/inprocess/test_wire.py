@@ -131,7 +131,7 @@ def fed(make_app, tmp_path):
     bhs.engine.run_once(["test"])
     alarm = bhs.alerts.raise_("Z_SOUTH.ph", "quality_ph", "warning", "pH 9.4", node_id="Z_SOUTH",
                               sensor_id="Z_SOUTH.ph", metric="ph", value=9.4, threshold=9.0)
-    assert client.post(f"/api/alerts/{alarm['id']}/shelve", json={"duration_s": 600},
+    assert client.post(f"/api/alerts/{alarm.id}/shelve", json={"duration_s": 600},
                        headers=OPERATOR_HEADERS).status_code == 200
     registered = client.post("/api/devices", headers=ADMIN_HEADERS, json={
         "id": "valve-box", "name": "Valve box", "kind": "valve", "actuators": ["V_CJF_WEST"],
@@ -150,7 +150,7 @@ def fed(make_app, tmp_path):
                        json={"target": "Z_SOUTH", "factor": 1.2}).status_code == 200
     bhs.sources.run("weather")
     return {"app": app, "client": client, "bhs": bhs, "live": live,
-            "params": {"sensor_id": sensors[0].id, "alert_id": alarm["id"], "device_id": "valve-box",
+            "params": {"sensor_id": sensors[0].id, "alert_id": alarm.id, "device_id": "valve-box",
                        "token": token}}
 
 
@@ -310,7 +310,7 @@ def test_every_write_answers_in_the_convention(fed):
         ("POST", "/api/control/preview", ops, {"action": "isolate", "target": "SRC_CWSS_4"}),
         ("POST", "/api/control", ops, {"action": "isolate", "target": "SRC_CWSS_5"}),
         ("POST", f"/api/decisions/{decision['id']}/apply", ops, None),
-        ("POST", f"/api/alerts/{alarm['id']}/ack", ops, None),
+        ("POST", f"/api/alerts/{alarm.id}/ack", ops, None),
         ("POST", "/api/alerts/ack", ops, {"ids": [params["alert_id"]]}),
         ("POST", f"/api/alerts/{params['alert_id']}/unshelve", ops, None),
         ("POST", f"/api/sources/weather/refresh", ops, None),

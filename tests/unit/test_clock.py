@@ -15,6 +15,7 @@ from app.bus import MessageBus
 from app.config import BUNDLED_NETWORK
 from app.domain.clock import ManualClock, SimulatedClock, SystemClock, clock_for
 from app.domain.events import ReadingsAccepted
+from app import wire
 from app.services.alerts import AlertBook
 from app.services.forecast import SLOT_S, SLOTS_PER_DAY, DemandForecaster
 from app.services.metrics import Metrics
@@ -112,19 +113,19 @@ def test_a_shelf_expires_when_the_clock_passes_it_and_waits_the_real_share_of_it
     alerts = AlertBook(lambda event: None, clock=clock,
                        schedule=lambda delay, run: scheduled.append(delay))
     alarm = alerts.raise_("Z_SOUTH.ph", "quality_ph", "warning", "pH 9.4")
-    alerts.shelve(alarm["id"], "ops", 3600)
+    alerts.shelve(alarm.id, "ops", 3600)
     assert scheduled == [3600]                        # in clock seconds ...
     assert clock.real_seconds(scheduled[0]) == 12.0   # ... which the bootstrap's task sleeps as 12 real s
 
     manual = ManualClock(MIDNIGHT)
     alerts = AlertBook(lambda event: None, clock=manual)
     alarm = alerts.raise_("Z_SOUTH.ph", "quality_ph", "warning", "pH 9.4")
-    shelved = alerts.shelve(alarm["id"], "ops", 3600)
-    assert shelved["shelved_until"] == "2023-11-13T01:00:00Z"
+    shelved = alerts.shelve(alarm.id, "ops", 3600)
+    assert wire.alert(shelved)["shelved_until"] == "2023-11-13T01:00:00Z"
     manual.advance(3599)
     assert alerts.expire_shelves() == []
     manual.advance(1)
-    assert [a["id"] for a in alerts.expire_shelves()] == [alarm["id"]]
+    assert [a.id for a in alerts.expire_shelves()] == [alarm.id]
 
 
 # -- the re-plan interval ---------------------------------------------------------------

@@ -178,6 +178,7 @@ def test_the_leader_rewrites_a_dead_members_history_once(tmp_path):
 def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_path):
     from prometheus_client import CollectorRegistry
 
+    from app import wire
     from app.bus import MessageBus
     from app.domain.events import AlertCleared, AlertRaised, AlertUpdated
     from app.domain.clock import ManualClock
@@ -193,7 +194,7 @@ def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_pa
         state.replicator = Replicator(log, Outbox(DiskSpool(tmp_path / f"state-{name}", 10_000_000)),
                                       name, state.apply, _no_spawn, lambda s: None)
         for transition in (AlertRaised, AlertUpdated, AlertCleared):   # as app/handlers.py shares them
-            bus.subscribe(transition, lambda event, state=state: state.share("alert", event.alert))
+            bus.subscribe(transition, lambda event, state=state: state.share("alert", wire.alert(event.alert)))
         books[name], states[name] = book, state
 
     def sync():
@@ -202,14 +203,14 @@ def test_shared_state_adopts_other_instances_changes_without_echoing_them(tmp_pa
 
     raised = books["a"].raise_("s1", "quality_high", "critical", "chlorine high")
     sync()
-    assert books["b"].listing(include_cleared=False)[0]["id"] == raised["id"]
-    books["b"].acknowledge(raised["id"], "ops")          # on the other instance
+    assert books["b"].listing(include_cleared=False)[0].id == raised.id
+    books["b"].acknowledge(raised.id, "ops")          # on the other instance
     sync()
-    assert books["a"].get(raised["id"])["acknowledged_by"] == "ops"
+    assert books["a"].get(raised.id).acknowledged_by == "ops"
     books["a"].clear("s1", "quality_high")                # acked and cleared: archived
     sync()
     assert books["b"].listing(include_cleared=False) == []
-    assert books["b"].listing(include_cleared=True)[0]["alarm_state"] == "cleared_acknowledged"
+    assert books["b"].listing(include_cleared=True)[0].alarm_state == "cleared_acknowledged"
     assert len(log.entries) == 3                          # adopting never sent anything back
 
 

@@ -173,8 +173,8 @@ def test_operating_mode(service):
 
 def test_acknowledging_an_alert_through_a_control(service):
     alert = service.alerts.raise_("Z.ph", "quality_ph", "warning", "pH 9.2")
-    assert apply(service, "ack_alert", alert["id"], operator="lead")["value"] == alert["id"]
-    assert service.alerts.get(alert["id"])["acknowledged_by"] == "lead"
+    assert apply(service, "ack_alert", alert.id, operator="lead")["value"] == alert.id
+    assert service.alerts.get(alert.id).acknowledged_by == "lead"
     with pytest.raises(NotFound):
         apply(service, "ack_alert", "no-such-alert")
 

@@ -81,12 +81,12 @@ def test_a_suspected_leak_raises_a_warning_with_its_evidence_and_its_clearing_cl
     watch.observe("Z1", "flow", 330.4, 100.0)
     [alert] = watch.alerts.open_alerts()
     text = describe(finding(), "Koramangala")
-    assert {k: alert[k] for k in ("subject", "condition", "severity", "message", "node_id", "sensor_id",
+    assert {k: getattr(alert, k) for k in ("subject", "condition", "severity", "message", "node_id", "sensor_id",
                                   "metric", "value", "threshold")} == {
         "subject": "Z1", "condition": "leak_suspected", "severity": "warning",
         "message": f"Leak suspected in {text}", "node_id": "Z1", "sensor_id": None, "metric": "flow",
         "value": 330.4, "threshold": 300.4}
-    assert alert["evidence"] == finding().evidence()
+    assert alert.evidence == finding().evidence()
     assert watch.changes_ == [("Z1", True, text)]
     watch.detector.next = [finding(suspected=False)]
     watch.observe("Z1", "flow", 300.0, 110.0)
@@ -99,18 +99,18 @@ def test_a_standing_leak_alert_is_refreshed_every_30_s_of_reading_time(watch):
     watch.observe("Z1", "flow", 330.4, 100.0)
     watch.detector.now = finding(inflow=345.0, expected=301.0, duration_s=75.0)
     watch.observe("Z1", "flow", 345.0, 129.9)
-    assert watch.alerts.open_alerts()[0]["count"] == 1           # not yet
+    assert watch.alerts.open_alerts()[0].count == 1           # not yet
     watch.observe("Z2", "flow", 100.0, 131.0)                     # another zone's reading: not its refresh
-    assert watch.alerts.open_alerts()[0]["count"] == 1
+    assert watch.alerts.open_alerts()[0].count == 1
     watch.observe("Z1", "flow", 345.0, 130.0)                     # 30 s after it was raised
     [alert] = watch.alerts.open_alerts()
-    assert alert["count"] == 2 and alert["value"] == 345.0 and alert["threshold"] == 301.0
-    assert alert["message"] == "Leak suspected in " + describe(watch.detector.now, "Koramangala")
-    assert alert["evidence"]["duration_s"] == 75
+    assert alert.count == 2 and alert.value == 345.0 and alert.threshold == 301.0
+    assert alert.message == "Leak suspected in " + describe(watch.detector.now, "Koramangala")
+    assert alert.evidence["duration_s"] == 75
     watch.observe("Z1", "flow", 345.0, 159.0)
-    assert watch.alerts.open_alerts()[0]["count"] == 2
+    assert watch.alerts.open_alerts()[0].count == 2
     watch.observe("Z1", "flow", 345.0, 160.0)
-    assert watch.alerts.open_alerts()[0]["count"] == 3
+    assert watch.alerts.open_alerts()[0].count == 3
     assert len(watch.changes_) == 1                               # a refresh is no new transition
 
 
@@ -119,10 +119,10 @@ def test_a_night_leak_is_not_refreshed_from_the_day_rule(watch):
     watch.observe("Z1", "flow", 330.4, 100.0)
     watch.detector.now = finding(inflow=999.0)
     watch.observe("Z1", "flow", 330.4, 200.0)
-    assert watch.alerts.open_alerts()[0]["count"] == 1
+    assert watch.alerts.open_alerts()[0].count == 1
     watch.detector.zones["Z1"].rule = "balance"                    # and once dropped it stays dropped
     watch.observe("Z1", "flow", 330.4, 300.0)
-    assert watch.alerts.open_alerts()[0]["count"] == 1
+    assert watch.alerts.open_alerts()[0].count == 1
 
 
 def test_held_demand_is_what_the_city_implies_now_or_else_what_the_finding_said(watch):
@@ -147,6 +147,6 @@ def test_a_real_leak_becomes_a_leak_alert_and_is_held(warmed):
     for k in range(WARM_ROUNDS, WARM_ROUNDS + 20):
         feed(Feeding(), 5 * k, 1.0, leaks={"B": (30.0, 5.0)}, rng=rng)
     [alert] = watch.alerts.open_alerts()
-    assert alert["subject"] == "B" and alert["message"].startswith("Leak suspected in Zone B: inflow ")
+    assert alert.subject == "B" and alert.message.startswith("Leak suspected in Zone B: inflow ")
     [(zone, (held, _))] = watch.held_demand(5 * (WARM_ROUNDS + 20)).items()
     assert zone == "B" and held == pytest.approx(300.0, rel=0.05)   # what B drew before the leak

@@ -63,8 +63,8 @@ def test_a_value_oscillating_on_a_threshold_raises_one_alert():
     for k in range(60):                                  # 5 minutes around pH 9.0
         mon.observe([reading(9.02 if k % 2 else 8.99, k * 5.0)])
     assert len(alerts.open_alerts()) == 1
-    assert [e["state"] for e in rec.events] == ["active"]
-    assert alerts.open_alerts()[0]["count"] == 30
+    assert [e.state for e in rec.events] == ["active"]
+    assert alerts.open_alerts()[0].count == 30
 
 
 def test_lifecycle_escalates_and_clears_after_the_window():
@@ -72,14 +72,14 @@ def test_lifecycle_escalates_and_clears_after_the_window():
     mon.observe([reading(9.2, 0)])
     mon.observe([reading(10.5, 5)])                      # escalates within the same alert
     [alert] = alerts.open_alerts()
-    assert alert["severity"] == "critical" and alert["threshold"] == 10.0
-    alerts.acknowledge(alert["id"], "ops")
+    assert alert.severity == "critical" and alert.threshold == 10.0
+    alerts.acknowledge(alert.id, "ops")
     mon.observe([reading(7.5, 10)])
     mon.observe([reading(7.5, 35)])                      # back in range for 25 s: not yet
     assert alerts.is_open("Z_SOUTH.ph", "quality_ph")
     mon.observe([reading(7.5, 41)])                      # 31 s: cleared
     assert not alerts.is_open("Z_SOUTH.ph", "quality_ph")
-    assert [e["state"] for e in rec.events] == ["active", "active", "acknowledged", "cleared"]
+    assert [e.state for e in rec.events] == ["active", "active", "acknowledged", "cleared"]
 
 
 def test_wqi_matches_the_worked_example():

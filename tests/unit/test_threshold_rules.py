@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import wire
 from app.services.alerts import AlertBook
 from app.services.thresholds import Rule, ThresholdMonitor, rule_for_metric, rules_for
 from tests.unit.networks import network, node
@@ -82,7 +83,7 @@ class Monitor:
                                "node_id": node_id, "unit": unit, **extra}])
 
     def open(self):
-        return {(a["subject"], a["condition"]): a for a in self.alerts.open_alerts()}
+        return {(a.subject, a.condition): wire.alert(a) for a in self.alerts.open_alerts()}
 
 
 def test_the_alert_says_what_breached_which_limit_where():

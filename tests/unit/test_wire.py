@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app import wire
-from app.domain.records import Action, Command, CommandParams, CommandStep, ControlOrder, Decision
+from app.domain.records import Action, Alarm, Command, CommandParams, CommandStep, ControlOrder, Decision
 
 NOON = datetime(2026, 12, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
@@ -43,8 +43,10 @@ def test_resources_get_iso_times_and_lose_internal_fields():
     assert wire.log_record({"time": 1796126400.0, "level": "INFO"})["time"] == "2026-12-01T12:00:00Z"
     assert wire.simulation_event({"id": 1, "start": 1796126400.0, "end": 1796127300.0}) == \
         {"id": 1, "start": "2026-12-01T12:00:00Z", "end": "2026-12-01T12:15:00Z"}
-    assert wire.alert({"id": "a", "_shelved_until_ts": 1.0, "raised_at": "2026-12-01T17:30:00+05:30"}) == \
-        {"id": "a", "raised_at": "2026-12-01T12:00:00Z"}
+    shelved = wire.alert(Alarm("a", "s", "c", "warning", raised_at="2026-12-01T17:30:00+05:30",
+                               shelved_until=1796126400.0))
+    assert (shelved["raised_at"], shelved["shelved"], shelved["shelved_until"]) == \
+        ("2026-12-01T12:00:00Z", True, "2026-12-01T12:00:00Z")
     control = {"id": "c1", "timestamp": "2026-12-01T12:00:00Z", "source_ip": "10.0.0.9",
                "command": {"id": "cmd-1", "expires_ts": 3.0}}
     assert wire.control(control) == {"id": "c1", "timestamp": "2026-12-01T12:00:00Z", "command": {"id": "cmd-1"}}
