@@ -234,7 +234,7 @@ def build_cluster(settings: Settings, *, network: Network, store: DataStore,
         return len(records)
 
     def adopt_plan(body: dict) -> None:
-        store.routing = body["view"]
+        store.routing = wire.routing_record(body["view"])
 
     from app.services.cluster.shared_devices import device_adopters
     shared = SharedState({"alert": alerts.adopt, "control": controls.adopt, "plan": adopt_plan,

@@ -79,7 +79,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
     # -- metrics -----------------------------------------------------------------------
     def count_solve(event: PlanChanged) -> None:
         """Each planning run counts in bhs_routing_solves_total; its time is the last solve's."""
-        s.metrics.solved(event.view.get("solve_ms"))
+        s.metrics.solved(event.view.solve_ms)
 
     # -- /live -----------------------------------------------------------------------
     def broadcast_readings(event: ReadingsAccepted) -> None:
@@ -151,7 +151,7 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
     def share_plan(event: PlanChanged) -> None:
         """The leader's plan goes to the other instances too."""
         if s.shared is not None:
-            s.shared.share_plan(event.view, event.plan)
+            s.shared.share_plan(wire.routing(event.view), event.plan)
 
     def share_decision(event: DecisionMade) -> None:
         if s.shared is not None:

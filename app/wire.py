@@ -18,7 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, TypedDict
 
-from app.domain.records import Action, Alarm, Command, ControlOrder, Decision
+from app.domain.records import (Action, Alarm, Command, ControlOrder, Decision, PlannedFlow, PlannedReservoir,
+                                PlannedSource, PlannedZone, Routing)
 
 # The only exceptions to snake_case: the original prototype's answers, whose clients
 # read these camelCase fields (../shared/CONTRACT.md). Route (method, rule) -> the fields.
@@ -210,9 +211,46 @@ def control_preview(preview: dict) -> dict:
     return _times(dict(preview), ("plan_at",))
 
 
-def routing(view: dict | None) -> dict | None:
-    """GET /api/routing and `routing_update`: the plan's first step."""
-    return None if view is None else _times(dict(view), ("generated_at",))
+def routing(record: Routing | None) -> dict | None:
+    """GET /api/routing, `routing_update` and the cluster's shared plan: the plan's first step.
+    Before the first plan there is no mode, confidence or reservoirs; a zone is `leak_held`
+    (with its `metered` demand) only while a leak is suspected there."""
+    if record is None:
+        return None
+    view: dict[str, Any] = {"generated_at": iso_time(record.generated_at), "status": record.status,
+                            "message": record.message}
+    if record.has_plan:
+        view["mode"] = record.mode
+    view.update(objective=record.objective, solve_ms=record.solve_ms)
+    if record.has_plan:
+        view.update(confidence=record.confidence, confidence_reason=record.confidence_reason)
+    view["flows"] = [{"link_id": f.link_id, "from": f.from_, "to": f.to, "flow": f.flow, "capacity": f.capacity}
+                     for f in record.flows]
+    view["zones"] = [{"node_id": z.node_id, "demand": z.demand, "supplied": z.supplied, "shortfall": z.shortfall,
+                      **({"leak_held": True, "metered": z.metered} if z.metered is not None else {})}
+                     for z in record.zones]
+    view["sources"] = [{"node_id": s.node_id, "output": s.output, "capacity": s.capacity, "excluded": s.excluded}
+                       for s in record.sources]
+    if record.has_plan:
+        view["reservoirs"] = [{"node_id": r.node_id, "volume_end": r.volume_end, "max_volume": r.max_volume}
+                              for r in record.reservoirs]
+    return view
+
+
+def routing_record(view: dict) -> Routing:
+    """The plan's summary back from its wire shape: the leader's, on the other instances."""
+    has_plan = "reservoirs" in view
+    return Routing(view["generated_at"], view["status"], view["message"], view["objective"], view["solve_ms"],
+                   flows=[PlannedFlow(f["link_id"], f["from"], f["to"], f["flow"], f["capacity"])
+                          for f in view["flows"]],
+                   zones=[PlannedZone(z["node_id"], z["demand"], z["supplied"], z["shortfall"], z.get("metered"))
+                          for z in view["zones"]],
+                   sources=[PlannedSource(s["node_id"], s["output"], s["capacity"], s.get("excluded"))
+                            for s in view["sources"]],
+                   has_plan=has_plan, mode=view.get("mode"), confidence=view.get("confidence"),
+                   confidence_reason=view.get("confidence_reason"),
+                   reservoirs=[PlannedReservoir(r["node_id"], r["volume_end"], r["max_volume"])
+                               for r in view.get("reservoirs", [])])
 
 
 def plan(view: dict) -> dict:

@@ -7,8 +7,12 @@ a device, re-planning) is a handler listed in `app/handlers.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from app.domain.records import Alarm, Command, Decision
+from app.domain.records import Alarm, Command, Decision, Routing
+
+if TYPE_CHECKING:
+    from app.services.routing import RoutingPlan
 
 
 class Event:
@@ -76,10 +80,10 @@ class AlertsReset(Event):
 
 @dataclass(frozen=True)
 class PlanChanged(Event):
-    """The engine finished a planning run; `view` is the routing plan's wire shape
-    (already the store's `routing`), `plan` the RoutingPlan behind it (None without one)."""
-    view: dict
-    plan: object = None
+    """The engine finished a planning run; `view` is the plan's summary (already the
+    store's `routing`), `plan` the RoutingPlan behind it (None without one)."""
+    view: Routing
+    plan: RoutingPlan | None = None
 
 
 @dataclass(frozen=True)

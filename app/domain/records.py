@@ -252,3 +252,70 @@ class Alarm:
         """The ISA-18.2 state: active_unacknowledged, active_acknowledged, cleared_..."""
         return (f"{'active' if self.active else 'cleared'}_"
                 f"{'acknowledged' if self.acknowledged else 'unacknowledged'}")
+
+
+# -- plans ---------------------------------------------------------------------------
+# The first step of the stored plan, as the engine sums it up after each planning run
+# (app/services/engine.py): /api/routing, `routing_update` and PlanChanged carry it.
+
+@dataclass(slots=True)
+class PlannedFlow:
+    """A link's flow in the plan (MLD), with its ends and capacity for the map."""
+    link_id: str
+    from_: str
+    to: str
+    flow: float
+    capacity: float
+
+
+@dataclass(slots=True)
+class PlannedZone:
+    """A zone's demand, what the plan supplies and the shortfall (MLD).
+
+    `metered` only while a leak is suspected there: the metered demand, of which
+    the plan serves only `demand` (what the city-wide demand implies).
+    """
+    node_id: str
+    demand: float
+    supplied: float
+    shortfall: float
+    metered: float | None = None
+
+
+@dataclass(slots=True)
+class PlannedSource:
+    """A source's planned output (MLD); `excluded` is why it may not be used, if it may not."""
+    node_id: str
+    output: float
+    capacity: float | None
+    excluded: str | None = None
+
+
+@dataclass(slots=True)
+class PlannedReservoir:
+    """A reservoir's volume at the end of the first step (ML)."""
+    node_id: str
+    volume_end: float
+    max_volume: float | None
+
+
+@dataclass(slots=True)
+class Routing:
+    """The routing plan in force, summed up: its first step and how it was made.
+
+    Before the first good plan, `has_plan` is False and only the status is known:
+    no mode, confidence or reservoirs (its answer has no such keys).
+    """
+    generated_at: str | None        # ISO 8601 UTC: when the planning run ended
+    status: str                     # pending, optimal, infeasible or degraded (kept the last good plan)
+    message: str
+    objective: float | None
+    solve_ms: float | None
+    flows: list[PlannedFlow] = field(default_factory=list)
+    zones: list[PlannedZone] = field(default_factory=list)
+    sources: list[PlannedSource] = field(default_factory=list)
+    has_plan: bool = False
+    mode: str | None = None         # auto or manual when it was made: auto applies decisions at once
+    confidence: float | None = None
+    confidence_reason: str | None = None
+    reservoirs: list[PlannedReservoir] = field(default_factory=list)

@@ -14,7 +14,8 @@ from typing import Callable
 
 from app.domain.clock import Clock
 from app.domain.events import Event, PlanChanged
-from app.domain.records import Action, Alarm, Decision
+from app.domain.records import (Action, Alarm, Decision, PlannedFlow, PlannedReservoir, PlannedSource,
+                                 PlannedZone, Routing)
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakFinding
@@ -85,7 +86,7 @@ class DecisionEngine:
         self.scheduler.stop()
 
     # -- one planning run --------------------------------------------------------------
-    def run_once(self, why: list[str] | None = None) -> dict:
+    def run_once(self, why: list[str] | None = None) -> Routing:
         previous = self.plan
         inputs, confidence = self.builder.build(previous.flows if previous else {},
                                                 previous.sources if previous else {},
@@ -191,34 +192,26 @@ class DecisionEngine:
             return []
         return [z for z, s in self.plan.shortfall.items() if s >= SHORTFALL_MLD]
 
-    def view(self) -> dict:
+    def view(self) -> Routing:
         """/api/routing: the first step of the stored plan."""
         plan, net = self.plan, self.network
         if plan is None:
-            return {"generated_at": iso(self.generated_at) if self.generated_at else None,
-                    "status": self.status, "message": self.message, "objective": None,
-                    "solve_ms": self.last_solve_ms, "flows": [], "zones": [], "sources": []}
+            return Routing(iso(self.generated_at) if self.generated_at else None, self.status, self.message,
+                           None, self.last_solve_ms)
         held = self.plan_inputs.held if self.plan_inputs else {}
         excluded = self.plan_inputs.excluded_sources if self.plan_inputs else {}
-        return {
-            "generated_at": iso(self.generated_at),
-            "status": self.status,
-            "message": self.message,
-            "mode": self.book.controls.mode,
-            "objective": plan.objective,
-            "solve_ms": round(self.last_solve_ms or plan.solve_ms, 2),
-            "confidence": self.confidence.value if self.confidence else None,
-            "confidence_reason": self.confidence.reason if self.confidence else None,
-            "flows": [{"link_id": link_id, "from": net.links[link_id].from_, "to": net.links[link_id].to,
-                       "flow": flow, "capacity": net.links[link_id].capacity}
-                      for link_id, flow in plan.flows.items()],
-            "zones": [{"node_id": z, "demand": round(plan.demand[z], 3),
-                       "supplied": round(plan.demand[z] - short, 3), "shortfall": short,
-                       **({"leak_held": True, "metered": round(held[z][0], 3)} if z in held else {})}
-                      for z, short in plan.shortfall.items()],
-            "sources": [{"node_id": s, "output": out, "capacity": net.nodes[s].capacity,
-                         "excluded": excluded.get(s)}
-                        for s, out in plan.sources.items()],
-            "reservoirs": [{"node_id": r, "volume_end": v, "max_volume": net.nodes[r].max_volume}
-                           for r, v in plan.volume_end.items()],
-        }
+        return Routing(
+            iso(self.generated_at), self.status, self.message, plan.objective,
+            round(self.last_solve_ms or plan.solve_ms, 2),
+            flows=[PlannedFlow(link_id, net.links[link_id].from_, net.links[link_id].to, flow,
+                               net.links[link_id].capacity)
+                   for link_id, flow in plan.flows.items()],
+            zones=[PlannedZone(z, round(plan.demand[z], 3), round(plan.demand[z] - short, 3), short,
+                               round(held[z][0], 3) if z in held else None)
+                   for z, short in plan.shortfall.items()],
+            sources=[PlannedSource(s, out, net.nodes[s].capacity, excluded.get(s))
+                     for s, out in plan.sources.items()],
+            has_plan=True, mode=self.book.controls.mode,
+            confidence=self.confidence.value if self.confidence else None,
+            confidence_reason=self.confidence.reason if self.confidence else None,
+            reservoirs=[PlannedReservoir(r, v, net.nodes[r].max_volume) for r, v in plan.volume_end.items()])

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from app.domain.clock import Clock
-from app.domain.records import Decision
+from app.domain.records import Decision, Routing
 from app.errors import SensorLimitReached
 from app.services.fusion import SENSOR, Candidate, choose
 from app.services.ring import PointRing
@@ -50,7 +50,7 @@ class DataStore:
         self._received: dict[str, float] = {}
         self._recent: dict[str, PointRing] = {}
         self._decisions: deque[Decision] = deque(maxlen=DECISIONS_KEPT)
-        self.routing: dict | None = None
+        self.routing: Routing | None = None
         self.clients = 0
 
     # -- readings ---------------------------------------------------------

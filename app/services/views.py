@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from app.domain.clock import Clock
+from app.domain.records import Routing
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
 from app.services.controls import ControlService
@@ -100,7 +101,7 @@ class LiveViews:
                     "routing": self.engine.status}
         cluster = self.cluster.health() if self.cluster else None
         if cluster and not cluster["is_leader"]:   # the leader plans; show its plan's state
-            services["routing"] = (self.store.routing or {}).get("status", "pending")
+            services["routing"] = self.store.routing.status if self.store.routing else "pending"
         if cluster:
             services["redis"] = cluster["redis"]
         degraded = any(state == "down" for state in services.values()) or \
@@ -126,7 +127,7 @@ class LiveViews:
             "history": self.history.health_detail(),
         }
 
-    def routing_view(self) -> dict:
+    def routing_view(self) -> Routing:
         """The current plan: the engine's own, or in a cluster the leader's as shared."""
         if self.cluster is not None and not self.cluster.leadership.is_leader and self.store.routing:
             return self.store.routing

@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app import wire
-from app.domain.records import Action, Alarm, Command, CommandParams, CommandStep, ControlOrder, Decision
+from app.domain.records import (Action, Alarm, Command, CommandParams, CommandStep, ControlOrder, Decision,
+                                PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone, Routing)
 
 NOON = datetime(2026, 12, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
@@ -113,3 +114,39 @@ def test_a_command_on_the_wire_leaves_its_deadlines_inside():
     assert wire.command_request(command()) == {"id": "cmd-1", "method": "set_valve",
                                                "params": {"target": "V1", "value": 40.0}, "timeout_s": 30.0,
                                                "expires_at": "2026-12-02T12:00:00Z"}
+
+
+def routing(**changes) -> Routing:
+    fields = dict(generated_at="2026-12-01T12:00:00Z", status="optimal", message="", objective=1200.5, solve_ms=3.21,
+                  flows=[PlannedFlow("V", "S1", "W", 80.0, 200.0)],
+                  zones=[PlannedZone("W", 150.0, 140.0, 10.0), PlannedZone("E", 90.0, 90.0, 0.0, metered=110.0)],
+                  sources=[PlannedSource("S1", 230.0, 300.0), PlannedSource("S2", 0.0, 100.0, "critical quality")],
+                  has_plan=True, mode="manual", confidence=0.7, confidence_reason="7 of 10 meters live",
+                  reservoirs=[PlannedReservoir("R", 40.0, 60.0)])
+    return Routing(**{**fields, **changes})
+
+
+def test_the_routing_plan_on_the_wire_names_each_part_and_a_leak_held_zone_only_while_held():
+    out = wire.routing(routing())
+    assert list(out) == ["generated_at", "status", "message", "mode", "objective", "solve_ms", "confidence",
+                         "confidence_reason", "flows", "zones", "sources", "reservoirs"]
+    assert out["flows"] == [{"link_id": "V", "from": "S1", "to": "W", "flow": 80.0, "capacity": 200.0}]
+    assert out["zones"] == [{"node_id": "W", "demand": 150.0, "supplied": 140.0, "shortfall": 10.0},
+                            {"node_id": "E", "demand": 90.0, "supplied": 90.0, "shortfall": 0.0,
+                             "leak_held": True, "metered": 110.0}]
+    assert out["sources"][1] == {"node_id": "S2", "output": 0.0, "capacity": 100.0, "excluded": "critical quality"}
+    assert out["reservoirs"] == [{"node_id": "R", "volume_end": 40.0, "max_volume": 60.0}]
+    assert (out["mode"], out["confidence"], out["confidence_reason"]) == ("manual", 0.7, "7 of 10 meters live")
+    assert wire.routing(None) is None
+
+
+def test_before_the_first_plan_routing_has_only_its_status():
+    pending = Routing(None, "pending", "", None, None)
+    assert wire.routing(pending) == {"generated_at": None, "status": "pending", "message": "", "objective": None,
+                                     "solve_ms": None, "flows": [], "zones": [], "sources": []}
+
+
+def test_the_routing_plan_comes_back_from_its_wire_shape_unchanged():
+    """How the leader's plan reaches the other instances of a cluster."""
+    for record in (routing(), Routing(None, "infeasible", "no plan yet", None, 2.5)):
+        assert wire.routing_record(wire.routing(record)) == record
