@@ -26,6 +26,7 @@ from app.bus import MessageBus
 from app.config import Settings
 from app.domain.clock import Clock, SystemClock, clock_for
 from app.domain.events import CommandStateChanged, DeviceChanged, DeviceReturned, ForecastUpdated
+from app.domain.records import Reading
 from app.handlers import handlers_for
 from app.logs import LogRing
 from app.realtime.broadcaster import Broadcaster
@@ -220,7 +221,7 @@ def build_cluster(settings: Settings, *, network: Network, store: DataStore,
     from app.services.cluster.shared_state import SharedState
     from app.services.routing import RoutingPlan
 
-    def apply(records: list[dict], origin: str) -> None:
+    def apply(records: list[Reading], origin: str) -> None:
         """A batch another instance accepted: into the live store, then its handlers."""
         store.put_many(records)
         publish(ReadingsReplicated(records, origin))

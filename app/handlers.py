@@ -18,6 +18,7 @@ from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsRe
                                SourceRefreshed)
 
 from app import wire
+from app.domain.records import Reading
 from app.services.controls import LOCAL_ACTIONS
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[Event], None]
 
 
-def _batch(event: ReadingsAccepted | ReadingsReplicated) -> list[dict]:
+def _batch(event: ReadingsAccepted | ReadingsReplicated) -> list[Reading]:
     """The readings analysis sees: the live values of an accepted batch, or a replicated one."""
     return event.live if isinstance(event, ReadingsAccepted) else event.records
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.domain import records
 from app.services.alerts import SHELVE_MAX_S, SHELVE_MIN_S
 from app.services.local_time import SECONDS_PER_DAY
 
@@ -79,6 +80,21 @@ class Reading(BaseModel):
             raise ValueError(f"timestamp is {value.timestamp() - now:.0f} s in the future; at most "
                              f"{skew:.0f} s ahead of the server's clock is accepted (MAX_CLOCK_SKEW_S)")
         return value
+
+    def record(self, ts: float, timestamp: str, known: dict, source: str) -> records.Reading:
+        """The core's record of this reading (app/domain/records.py).
+
+        `ts` and `timestamp`: when it was measured (the receipt time when the
+        device did not say), in epoch seconds and as ISO text; `known`: the
+        registry's metric, unit, node and zone for what the device left out;
+        `source`: its provenance.
+        """
+        return records.Reading(
+            sensor_id=self.sensor_id, value=self.value,
+            metric=self.metric or known.get("metric") or "value",
+            unit=self.unit or known.get("unit"), node_id=self.node_id or known.get("node_id"),
+            zone=self.zone or known.get("zone"), timestamp=timestamp, ts=ts,
+            latency_ms=self.latency_ms, source=source)
 
 
 class ReadingBatch(BaseModel):

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.adapters.influx import InfluxHistory  # noqa: E402
 from app.adapters.spool import DiskSpool  # noqa: E402
 from testkit.ports import free_port  # noqa: E402
+from testkit.readings import reading  # noqa: E402
 from testkit.services import InfluxServer, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +35,8 @@ SENSORS = 145
 
 def records(offset_s: float, points: int = POINTS):
     base = time.time() - 3600 + offset_s
-    return [{"sensor_id": f"S{i % SENSORS:03d}.flow", "value": 100.0 + (i % 97) / 7, "metric": "flow",
-             "node_id": f"N{i % SENSORS:03d}", "zone": "Z_SOUTH", "latency_ms": None,
-             "ts": base + i * 1e-3} for i in range(points)]
+    return [reading(f"S{i % SENSORS:03d}.flow", 100.0 + (i % 97) / 7, base + i * 1e-3, metric="flow",
+                    node_id=f"N{i % SENSORS:03d}", zone="Z_SOUTH") for i in range(points)]
 
 
 def count(server, db):
@@ -59,8 +59,8 @@ def run(points: int = POINTS) -> dict:
             requests.post(server.url + "/query", params={"q": f'CREATE DATABASE "{db}"'})
 
         # 1. Raw line protocol (the ceiling): same lines our adapter would build.
-        lines = [f"sensor_reading,metric=flow,node_id={r['node_id']},sensor_id={r['sensor_id']},zone=Z_SOUTH "
-                 f"value={r['value']!r} {int(r['ts'] * 1e9)}" for r in records(0, points)]
+        lines = [f"sensor_reading,metric=flow,node_id={r.node_id},sensor_id={r.sensor_id},source=sensor,zone=Z_SOUTH "
+                 f"value={r.value!r} {int(r.ts * 1e9)}" for r in records(0, points)]
         session = requests.Session()
         started = time.perf_counter()
         for k in range(0, len(lines), BATCH):

@@ -38,22 +38,43 @@ def timed_wsgi(app) -> None:
     app.wsgi_app = wsgi
 
 
+# The server's reading records are slotted (no room for more keys): their stamps
+# wait here, by sensor and time, until the frame is shaped (`take`).
+_held: dict[tuple[str, float], dict] = {}
+
+
+def _stamps(record, new: bool = False) -> dict | None:
+    """Where a reading's stamps go: the relay's dict itself, or the held entry of a record."""
+    if isinstance(record, dict):
+        return record
+    key = (record.sensor_id, record.ts)
+    return _held.setdefault(key, {}) if new else _held.get(key)
+
+
+def take(record) -> dict:
+    """A server record's stamps, for its frame (bench/trace_server.py)."""
+    return _held.pop((record.sensor_id, record.ts), None) or {}
+
+
 def received(records) -> None:
     """Stamp bench readings as they reach the broadcaster (or the relay's buffer)."""
     now = time.time()
     entered = getattr(_request, "t", None)
     for record in records:
-        if record.get("sensor_id", "").startswith(PREFIX):
-            record["trace_in"] = entered
-            record["trace_pub"] = now
+        sensor_id = record.get("sensor_id", "") if isinstance(record, dict) else record.sensor_id
+        if sensor_id.startswith(PREFIX):
+            stamps = _stamps(record, new=True)
+            stamps["trace_in"] = entered
+            stamps["trace_pub"] = now
 
 
 def emitted(records) -> None:
     """Stamp bench readings as their frame is handed to Socket.IO."""
     now = time.time()
     for record in records:
-        if "trace_pub" in record:
-            record["trace_emit"] = now
+        stamps = _stamps(record)
+        if stamps is not None and "trace_pub" in stamps:
+            stamps["trace_emit"] = now
 
 
 # The hub watch naps this long; a nap that overruns by more than HUB_NOTED_S is noted.

@@ -50,9 +50,7 @@ def readings(records):
     records = list(records)
     shaped = _readings(records)
     for record, out in zip(records, shaped):
-        for key in trace.STAMPS:
-            if key in record:
-                out[key] = record[key]
+        out.update(trace.take(record))
     return shaped
 
 

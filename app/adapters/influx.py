@@ -33,6 +33,7 @@ from app.adapters.influx_schema import READING, RESAMPLE, InfluxSchema1x, Influx
 from app.adapters.influx_status import backoff_s, error_message
 from app.adapters.influx_writer import HeldWriter
 from app.adapters.spool import DiskSpool
+from app.domain.records import GOOD, Reading
 from app.errors import DomainError
 from app.services.history import RESOLUTIONS, HistoryQuery, HistoryRepository
 from app.services.store import iso
@@ -137,39 +138,39 @@ class InfluxHistory(HistoryRepository):
         self._write_api.write(bucket=self.bucket, org=self.org, record=data)
 
     # -- writes ---------------------------------------------------------------
-    def write_readings(self, records: list[dict]) -> None:
+    def write_readings(self, records: list[Reading]) -> None:
         prefixes = self._tag_prefix
         lines = []
         for r in records:
-            key = (r["sensor_id"], r["metric"], r["node_id"], r["zone"], r.get("source"))
+            key = (r.sensor_id, r.metric, r.node_id, r.zone, r.source)
             prefix = prefixes.get(key)
             if prefix is None:
                 if len(prefixes) > MAX_CACHED_SERIES:   # senders varying tags freely
                     prefixes.clear()
                 # `source`: sensor, api:<id>, satellite:<id> or forecast (fusion of sources).
-                tags = {"sensor_id": r["sensor_id"], "metric": r["metric"],
-                        "node_id": r["node_id"], "zone": r["zone"], "source": r.get("source")}
+                tags = {"sensor_id": r.sensor_id, "metric": r.metric,
+                        "node_id": r.node_id, "zone": r.zone, "source": r.source}
                 prefix = prefixes[key] = READING + "".join(
                     f",{k}={lp.tag(v)}" for k, v in sorted(tags.items()) if v)
-            latency = r["latency_ms"]
+            latency = r.latency_ms
             extra = "" if latency is None else f",latency_ms={float(latency)!r}"
-            quality = r.get("quality")
-            if quality and quality != "good":     # flagged data is stored, flagged
-                extra += f",quality={lp.field_value(str(quality))}"
-            lines.append(f"{prefix} value={float(r['value'])!r}{extra} {int(r['ts'] * 1e9)}")
+            quality = r.quality
+            if quality != GOOD:     # flagged data is stored, flagged
+                extra += f",quality={lp.field_value(quality)}"
+            lines.append(f"{prefix} value={float(r.value)!r}{extra} {int(r.ts * 1e9)}")
         self.writer.add(lines)
         self._note_late(records)
 
-    def _note_late(self, records: list[dict]) -> None:
+    def _note_late(self, records: list[Reading]) -> None:
         """Remember sensors with points the continuous queries will not see (after `add`)."""
         before = time.time() - LATE_AFTER_S
         spans: dict[str, list[float]] = {}
         for r in records:
-            ts = r["ts"]
+            ts = r.ts
             if ts < before:
-                span = spans.get(r["sensor_id"])
+                span = spans.get(r.sensor_id)
                 if span is None:
-                    spans[r["sensor_id"]] = [ts, ts]
+                    spans[r.sensor_id] = [ts, ts]
                 elif ts < span[0]:
                     span[0] = ts
                 elif ts > span[1]:

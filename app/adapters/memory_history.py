@@ -17,6 +17,7 @@ import threading
 from collections import defaultdict, deque
 
 from app.adapters.memory_rollup import RollupRing
+from app.domain.records import Reading
 from app.services.history import RESOLUTIONS, HistoryQuery, HistoryRepository, bucket_start
 from app.services.ring import PointRing
 from app.services.store import iso
@@ -57,11 +58,11 @@ class MemoryHistory(HistoryRepository):
         self._events: dict[str, deque] = defaultdict(lambda: deque(maxlen=EVENTS_PER_MEASUREMENT))
         self.written = 0
 
-    def write_readings(self, records: list[dict]) -> None:
+    def write_readings(self, records: list[Reading]) -> None:
         with self._lock:
             points = self._points
             for record in records:
-                sid, ts, value = record["sensor_id"], record["ts"], record["value"]
+                sid, ts, value = record.sensor_id, record.ts, record.value
                 ring = points.get(sid)
                 if ring is None:
                     ring = self._new_ring(sid)

@@ -14,6 +14,7 @@ from app.adapters.redis_lease import RedisLease, RedisRooms, RedisRoster
 from app.adapters.redis_stream import RedisBatchLog
 from app.adapters.spool import DiskSpool
 from app.config import Settings
+from app.domain.records import Reading
 from app.services.cluster.leadership import Leadership
 from app.services.cluster.node import ClusterNode, new_incarnation
 from app.services.cluster.replication import READ_BLOCK_S, Outbox, Replicator
@@ -25,8 +26,8 @@ from app.services.cluster.shared_state import SharedState
 STATE_MAXLEN = 20_000
 
 
-def build_cluster(settings: Settings, *, apply: Callable[[list[dict], str], None],
-                  rewrite_history: Callable[[list[dict]], None], spawn: Callable,
+def build_cluster(settings: Settings, *, apply: Callable[[list[Reading], str], None],
+                  rewrite_history: Callable[[list[Reading]], None], spawn: Callable,
                   sleep: Callable[[float], None],
                   local_rooms: Callable[[], set[str]] = set, shared: SharedState | None = None,
                   fill_from_history: Callable[[], int] = lambda: 0) -> ClusterNode:

@@ -1,8 +1,10 @@
 """The shared batch log on a Redis Stream: XADD with a bounded MAXLEN, XREAD from a last id.
 
 One entry per accepted batch: `o` is the accepting instance's incarnation,
-`r` the batch's records as JSON (with their `ts`, so a re-write to history is
-the identical point). `MAXLEN ~` lets Redis trim whole nodes, which is cheap.
+`r` the batch's records as JSON (`Reading.to_dict`, with their `ts`, so a
+re-write to history is the identical point; the same JSON in every version,
+so instances of two versions share one stream). `MAXLEN ~` lets Redis trim
+whole nodes, which is cheap.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import redis
 
 from app.adapters.redis_client import UNAVAILABLE
+from app.domain.records import Reading
 from app.services.cluster.ports import BatchLog, LogEntry, LogUnavailable
 
 
@@ -19,7 +22,7 @@ def _entries(raw, skip_origin: str | None = None) -> list[LogEntry]:
     for entry_id, fields in raw:
         origin = fields[b"o"].decode()
         # Our own batches are in our store already: don't pay for decoding them.
-        records = [] if origin == skip_origin else json.loads(fields[b"r"])
+        records = [] if origin == skip_origin else [Reading.from_dict(r) for r in json.loads(fields[b"r"])]
         out.append(LogEntry(entry_id.decode(), origin, records))
     return out
 
@@ -31,8 +34,8 @@ class RedisBatchLog(BatchLog):
         self.key = key
         self.maxlen = maxlen
 
-    def append(self, origin: str, records: list[dict]) -> str:
-        payload = json.dumps(records, separators=(",", ":"))
+    def append(self, origin: str, records: list[Reading]) -> str:
+        payload = json.dumps([r.to_dict() for r in records], separators=(",", ":"))
         try:
             entry_id = self.client.xadd(self.key, {"o": origin, "r": payload},
                                         maxlen=self.maxlen, approximate=True)

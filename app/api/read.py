@@ -29,7 +29,7 @@ bp = Blueprint("read", __name__)
 @require_viewer
 def sensors():
     """Latest reading of every sensor."""
-    readings = wire.readings(services().views.live_readings())
+    readings = wire.live_readings(services().views.live_readings())
     return jsonify(sensors=readings, count=len(readings))
 
 
@@ -88,9 +88,9 @@ def history_export():
 
     def describe(sensor_id: str) -> dict:
         known = bhs.network.defaults(sensor_id) or {}
-        latest = bhs.store.latest(sensor_id) or {}
-        return {"metric": latest.get("metric") or known.get("metric"),
-                "unit": latest.get("unit") or known.get("unit")}
+        latest = bhs.store.latest(sensor_id)
+        return {"metric": (latest and latest.metric) or known.get("metric"),
+                "unit": (latest and latest.unit) or known.get("unit")}
 
     chunks = export.encode(export.rows(bhs.history, wanted, now, describe), wanted["format"], rollup)
     first = next(chunks, "")    # the first page is read here, so a store that is down answers 503

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.domain.records import Alarm, Command, Decision, Routing
+from app.domain.records import Alarm, Command, Decision, Reading, Routing
 
 if TYPE_CHECKING:
     from app.services.routing import RoutingPlan
@@ -26,15 +26,15 @@ class ReadingsAccepted(Event):
     `records` are all of them (history keeps every reading); `live` those that
     became a sensor's live value (source fusion may prefer another source's).
     """
-    records: list[dict]
-    live: list[dict]
+    records: list[Reading]
+    live: list[Reading]
     source: str
 
 
 @dataclass(frozen=True)
 class ReadingsReplicated(Event):
     """A batch another instance of the cluster accepted, now in this live store."""
-    records: list[dict]
+    records: list[Reading]
     origin: str
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 # The provenance of our own devices' readings (app/services/fusion.py names the others).
 SENSOR_SOURCE = "sensor"
-# Data quality's flag of a reading nobody has flagged otherwise.
-GOOD = "good"
+# Data quality's flags (app/services/data_quality.py); a reading it has not
+# seen (one rebuilt from history) counts as good.
+GOOD, SUSPECT, BAD = "good", "suspect", "bad"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -24,6 +24,7 @@ from collections import deque
 from typing import Callable
 
 from app import wire
+from app.domain.records import Reading
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ class Broadcaster:
         # plain trailing tick); kept to measure what the leading edge buys.
         self.leading_edge = leading_edge
         self._lock = threading.Lock()
-        self._pending: dict[str, dict] = {}
-        self._minor: dict[str, dict] = {}
+        self._pending: dict[str, Reading] = {}
+        self._minor: dict[str, Reading] = {}
         self._last_sent_value: dict[str, float] = {}
         self._subscribed: dict[str, int] = {}   # node id -> subscribed clients
         # Nodes with subscribers on other instances (a cluster sets this).
@@ -62,17 +63,17 @@ class Broadcaster:
         self._late: deque[float] = deque(maxlen=LATENESS_KEPT)
 
     # -- called from ingest (any thread or greenthread) ----------------------
-    def publish(self, records: list[dict]) -> None:
+    def publish(self, records: list[Reading]) -> None:
         significant = False
         deadband = self.deadband
         with self._lock:
             pending, minor, last_sent = self._pending, self._minor, self._last_sent_value
             for record in records:
-                sid = record["sensor_id"]
+                sid = record.sensor_id
                 last = last_sent.get(sid)
-                if last is None or abs(record["value"] - last) > deadband(sid):
+                if last is None or abs(record.value - last) > deadband(sid):
                     pending[sid] = record
-                    last_sent[sid] = record["value"]
+                    last_sent[sid] = record.value
                     minor.pop(sid, None)
                     significant = True
                 else:
@@ -138,33 +139,33 @@ class Broadcaster:
         pick = lambda share: round(1000 * late[min(len(late) - 1, int(share * len(late)))], 2)  # noqa: E731
         return {"p50": pick(0.5), "p99": pick(0.99), "max": round(1000 * late[-1], 2)}
 
-    def _take_pending(self) -> list[dict]:
+    def _take_pending(self) -> list[Reading]:
         # Swap under the lock: a publish either lands in this frame or the next, never lost.
         with self._lock:
             taken, self._pending = self._pending, {}
         return list(taken.values())
 
-    def _take_minor(self) -> list[dict]:
+    def _take_minor(self) -> list[Reading]:
         with self._lock:
             taken, self._minor = self._minor, {}
         return list(taken.values())
 
-    def _flush(self, event: str, records: list[dict]) -> None:
+    def _flush(self, event: str, records: list[Reading]) -> None:
         if not records:
             return
-        records = wire.readings(records)   # the store's internals (epoch `ts`) stay here
+        frames = wire.readings(records)   # the store's internals (epoch `ts`) stay here
         emit = self.socketio.emit
-        emit(event, {"readings": records}, namespace=self.namespace, to=ALL_ROOM)
-        self.on_frame(len(records))
+        emit(event, {"readings": frames}, namespace=self.namespace, to=ALL_ROOM)
+        self.on_frame(len(frames))
         with self._lock:
             subscribed = set(self._subscribed)
         # Rooms whose viewers sit on other instances count too (a cluster sets this).
         subscribed |= self.remote_rooms()
         if subscribed:
             by_node: dict[str, list[dict]] = {}
-            for record in records:
-                node = record.get("node_id")
+            for record, frame in zip(records, frames):
+                node = record.node_id
                 if node in subscribed:
-                    by_node.setdefault(node, []).append(record)
+                    by_node.setdefault(node, []).append(frame)
             for node, subset in by_node.items():
                 emit(event, {"readings": subset}, namespace=self.namespace, to=node_room(node))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from app.domain.records import BAD, GOOD, SENSOR_SOURCE, SUSPECT, Reading
+
 # What each metric can physically be; outside it the sensor is faulty.
 PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
     "ph": (0.0, 14.0), "turbidity": (0.0, 4000.0), "do": (0.0, 25.0), "bod": (0.0, 1000.0),
@@ -34,30 +36,29 @@ class DataQuality:
         self._recent: dict[str, deque] = {}
         self._repeats: dict[str, int] = {}
 
-    def annotate(self, records: list[dict]) -> None:
+    def annotate(self, records: list[Reading]) -> None:
         """Set `quality` (and `quality_reason` when not good) on each record."""
         for record in records:
-            source = record.get("source", "sensor")
+            source = record.source
             # Each source of a fused sensor is its own series for the jump and flatline tests.
-            series = record["sensor_id"] if source == "sensor" else f"{record['sensor_id']}|{source}"
-            flag, reason = self.classify(series, record["metric"], record["value"])
-            record["quality"] = flag
+            series = record.sensor_id if source == SENSOR_SOURCE else f"{record.sensor_id}|{source}"
+            record.quality, reason = self.classify(series, record.metric, record.value)
             if reason:
-                record["quality_reason"] = reason
+                record.quality_reason = reason
 
     def classify(self, sensor_id: str, metric: str, value: float) -> tuple[str, str | None]:
         bounds = PHYSICAL_RANGE.get(metric)
         if bounds and not bounds[0] <= value <= bounds[1]:
-            return "bad", f"outside the physical range {bounds[0]:g}..{bounds[1]:g} of {metric}"
+            return BAD, f"outside the physical range {bounds[0]:g}..{bounds[1]:g} of {metric}"
         recent = self._recent.get(sensor_id)
         if recent is None:
             recent = self._recent[sensor_id] = deque(maxlen=WINDOW)
         repeats = self._repeats.get(sensor_id, 0) + 1 if recent and recent[-1] == value else 1
         self._repeats[sensor_id] = repeats
-        verdict: tuple[str, str | None] = ("good", None)
+        verdict: tuple[str, str | None] = (GOOD, None)
         # Zero is exempt: stopped equipment honestly reads 0 flow or power.
         if repeats >= FLATLINE_COUNT and value != 0:
-            verdict = ("suspect", f"flatline: the same value {repeats} times in a row")
+            verdict = (SUSPECT, f"flatline: the same value {repeats} times in a row")
         elif len(recent) >= MIN_HISTORY:
             ordered = sorted(recent)
             median = ordered[len(ordered) // 2]
@@ -65,7 +66,7 @@ class DataQuality:
             scale = max(1.4826 * mad, MIN_SCALE_SHARE * abs(median), 1e-9)
             z = abs(value - median) / scale
             if z > JUMP_Z:
-                verdict = ("suspect", f"sudden jump: robust z-score {z:.0f} against recent values")
+                verdict = (SUSPECT, f"sudden jump: robust z-score {z:.0f} against recent values")
         # Every value joins the window, so a real level shift stops being
         # suspect once it makes up half the window.
         recent.append(value)

@@ -14,8 +14,8 @@ from typing import Callable
 
 from app.domain.clock import Clock
 from app.domain.events import Event, PlanChanged
-from app.domain.records import (Action, Alarm, Decision, PlannedFlow, PlannedReservoir, PlannedSource,
-                                 PlannedZone, Routing)
+from app.domain.records import (BAD, Action, Alarm, Decision, PlannedFlow, PlannedReservoir, PlannedSource,
+                                 PlannedZone, Reading, Routing)
 from app.services.decisions import DecisionBook
 from app.services.leak_watch import LeakWatch
 from app.services.leaks import LeakFinding
@@ -59,16 +59,16 @@ class DecisionEngine:
         leaks.on_change = self._on_leak
 
     # -- wiring (pipeline hook, alert listener, control listener, lifecycle) -------------
-    def observe(self, records: list[dict]) -> None:
+    def observe(self, records: list[Reading]) -> None:
         """Pipeline hook: leak watch and re-plan triggers. O(1) per reading."""
         nodes = self.network.nodes
         for record in records:
-            node = nodes.get(record.get("node_id") or "")
-            if node is None or record.get("quality", "good") == "bad":
+            node = nodes.get(record.node_id or "")
+            if node is None or record.quality == BAD:
                 continue
             if node.kind == "zone":
-                self.leaks.observe(node.id, record["metric"], record["value"], record["ts"])
-            self.scheduler.observe(node, record["metric"], record["value"])
+                self.leaks.observe(node.id, record.metric, record.value, record.ts)
+            self.scheduler.observe(node, record.metric, record.value)
 
     def on_alert(self, alert: Alarm) -> None:
         self.scheduler.on_alert(alert)

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from app.domain.records import GOOD, Reading
 from app.services.local_time import local_hour
 
 SLOT_S = 900.0
@@ -148,15 +149,15 @@ class DemandForecaster:
         self.flow_sensors = flow_sensors or {}   # sensor id -> zone it meters
         self.on_update = on_update
 
-    def observe_records(self, records: list[dict]) -> None:
+    def observe_records(self, records: list[Reading]) -> None:
         """Pipeline hook: zone inflow readings feed the forecast."""
         moved = False
         for record in records:
-            zone = self.flow_sensors.get(record["sensor_id"])
-            if zone is not None and record.get("quality", "good") == "good":
-                moved |= self.observe(zone, record["ts"], record["value"])
+            zone = self.flow_sensors.get(record.sensor_id)
+            if zone is not None and record.quality == GOOD:
+                moved |= self.observe(zone, record.ts, record.value)
         if moved:
-            self.on_update(self.view(records[-1]["ts"]))
+            self.on_update(self.view(records[-1].ts))
 
     def observe(self, zone: str, ts: float, value: float) -> bool:
         state = self.zones.get(zone)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-SENSOR = "sensor"
+from app.domain.records import SENSOR_SOURCE as SENSOR
+from app.domain.records import Reading
+
 FORECAST = "forecast"
 API_PREFIX = "api:"
 SATELLITE_PREFIX = "satellite:"
@@ -36,26 +38,26 @@ def rank(source: str) -> int:
 
 
 class Candidate(NamedTuple):
-    record: dict
+    record: Reading
     received: float       # when it reached us (epoch seconds)
 
 
 def choose(candidates: dict[str, Candidate], now: float, window_s: float,
-           stale_after: Callable[[dict], float]) -> Candidate:
+           stale_after: Callable[[Reading], float]) -> Candidate:
     """The live candidate among one sensor's latest reading per source."""
     best: Candidate | None = None
     for source, candidate in candidates.items():
-        age = now - candidate.record["ts"]
+        age = now - candidate.record.ts
         fresh = age <= window_s
         if fresh and source == SENSOR:
             # A sensor that has missed its reports gives way even inside the window.
             fresh = now - candidate.received <= stale_after(candidate.record)
-        if fresh and (best is None or (rank(source), -candidate.record["ts"])
-                      < (rank(best.record["source"]), -best.record["ts"])):
+        if fresh and (best is None or (rank(source), -candidate.record.ts)
+                      < (rank(best.record.source), -best.record.ts)):
             best = candidate
     if best is not None:
         return best
-    return max(candidates.values(), key=lambda c: c.record["ts"])
+    return max(candidates.values(), key=lambda c: c.record.ts)
 
 
 class SensorIndex:
@@ -64,13 +66,13 @@ class SensorIndex:
     def __init__(self, known: dict[tuple[str, str], str] | None = None):
         self._ids: dict[tuple[str, str], str] = dict(known or {})
 
-    def learn(self, records: list[dict]) -> None:
+    def learn(self, records: list[Reading]) -> None:
         """Pipeline hook: devices reporting for an ad-hoc `node_id` name its sensors."""
         ids = self._ids
         for record in records:
-            node = record["node_id"]
-            if node and record.get("source", SENSOR) == SENSOR:
-                ids.setdefault((node, record["metric"]), record["sensor_id"])
+            node = record.node_id
+            if node and record.source == SENSOR:
+                ids.setdefault((node, record.metric), record.sensor_id)
 
     def sensor_for(self, node_id: str, metric: str) -> str:
         """The sensor measuring `metric` at `node_id`, or a stable id of our own for it."""

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from app.domain.records import Reading
 from app.errors import InvalidInput
 from app.services.store import iso
 
@@ -170,7 +171,7 @@ class HistoryRepository(ABC):
         """Flush what is buffered. Called once at shutdown."""
 
     @abstractmethod
-    def write_readings(self, records: list[dict]) -> None:
+    def write_readings(self, records: list[Reading]) -> None:
         """Accept validated readings. Must not block on I/O."""
 
     @abstractmethod

@@ -12,6 +12,7 @@ from typing import Callable
 
 from app.domain.clock import Clock
 from app.domain.events import Event, HealthChanged
+from app.domain.records import Reading
 from app.services.alerts import AlertBook
 from app.services.network import MISSED_REPORTS, Network
 from app.services.store import DataStore
@@ -45,11 +46,11 @@ class Monitor:
     def stop(self) -> None:
         self._running = False
 
-    def observe(self, records: list[dict]) -> None:
+    def observe(self, records: list[Reading]) -> None:
         """On ReadingsAccepted: a reading from a sensor marked offline clears its alert."""
         for record in records:
-            if self.alerts.is_open(record["sensor_id"], "sensor_offline"):
-                self.alerts.clear(record["sensor_id"], "sensor_offline")
+            if self.alerts.is_open(record.sensor_id, "sensor_offline"):
+                self.alerts.clear(record.sensor_id, "sensor_offline")
 
     def _run(self) -> None:
         while self._running:

@@ -16,8 +16,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.domain.clock import Clock
 from app.domain.events import Event, ReadingsAccepted
+from app.domain.records import Reading
 from app.errors import DomainError, InvalidInput
-from app.models import MAX_FUTURE_S, Reading
+from app.models import MAX_FUTURE_S
+from app.models import Reading as ReadingInput
 from app.services.fusion import SENSOR
 from app.services.metrics import Metrics
 from app.services.store import DataStore, iso
@@ -27,8 +29,10 @@ logger = logging.getLogger(__name__)
 # Wire names of aliased fields, so error details name what the client sent.
 _FIELD_NAMES = {"sensorId": "sensor_id", "latencyMs": "latency_ms"}
 
-_READINGS = TypeAdapter(list[Reading])
+_READINGS = TypeAdapter(list[ReadingInput])
 RECEIPT_SPACING_S = 1e-6
+# What the registry knows of a sensor it has never heard of.
+_NOTHING_KNOWN: dict = {}
 
 
 class SensorDefaults(Protocol):
@@ -60,7 +64,7 @@ def validation_details(error: ValidationError, batch: bool) -> list[dict]:
 class IngestPipeline:
     def __init__(self, store: DataStore, publish: Callable[[Event], None], metrics: Metrics,
                  registry: SensorDefaults | None = None,
-                 annotators: list[Callable[[list[dict]], None]] = (), *,
+                 annotators: list[Callable[[list[Reading]], None]] = (), *,
                  clock: Clock, max_clock_skew_s: float = MAX_FUTURE_S):
         self.store = store
         self.max_clock_skew_s = max_clock_skew_s   # readings further ahead are refused
@@ -75,7 +79,7 @@ class IngestPipeline:
         self._stateful = threading.Lock()
 
     def ingest(self, items: list[Any], source: str, batch: bool = True,
-               count_rejected: bool = True, provenance: str = SENSOR) -> list[dict]:
+               count_rejected: bool = True, provenance: str = SENSOR) -> list[Reading]:
         """Validate and take in `items`; return the stored records.
 
         `source` names the channel for the metrics (http, mqtt, simulator ...);
@@ -105,7 +109,7 @@ class IngestPipeline:
         # time, as they did under cooperative switching only by luck.
         with self._stateful:
             try:
-                self.store.admit(r["sensor_id"] for r in records)
+                self.store.admit(r.sensor_id for r in records)
                 for annotate in self.annotators:
                     annotate(records)
             except Exception:
@@ -153,7 +157,7 @@ class IngestPipeline:
                         refused[number] = error.message
         return refused
 
-    def _records(self, readings: Iterable[Reading], now: float, provenance: str) -> list[dict]:
+    def _records(self, readings: Iterable[ReadingInput], now: float, provenance: str) -> list[Reading]:
         defaults_of = self.registry.defaults
         records = []
         for index, reading in enumerate(readings):
@@ -161,21 +165,8 @@ class IngestPipeline:
                 # Readings stamped on receipt are spread 1 us apart, so several
                 # readings of one sensor in a batch stay distinct points in history.
                 ts = now + index * RECEIPT_SPACING_S
-                stamp = iso(ts)
             else:
                 ts = reading.timestamp.timestamp()
-                stamp = iso(ts)
-            known = defaults_of(reading.sensor_id) or {}
-            records.append({
-                "sensor_id": reading.sensor_id,
-                "value": reading.value,
-                "metric": reading.metric or known.get("metric") or "value",
-                "unit": reading.unit or known.get("unit"),
-                "node_id": reading.node_id or known.get("node_id"),
-                "zone": reading.zone or known.get("zone"),
-                "timestamp": stamp,
-                "ts": ts,
-                "latency_ms": reading.latency_ms,
-                "source": provenance,
-            })
+            known = defaults_of(reading.sensor_id) or _NOTHING_KNOWN
+            records.append(reading.record(ts, iso(ts), known, provenance))
         return records

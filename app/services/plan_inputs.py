@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.domain.clock import Clock
+from app.domain.records import GOOD
 from app.services.alerts import AlertBook
 from app.services.controls import ControlService
 from app.services.forecast import DemandForecaster
@@ -114,9 +115,9 @@ class PlanInputsBuilder:
             if sensor.id.endswith(("_in", "_out")):
                 continue
             record = self.store.latest(sensor.id)
-            if record and now - record["ts"] <= MISSED_REPORTS * sensor.interval_s \
-                    and record.get("quality", "good") == "good":
-                values.append(record["value"])
+            if record and now - record.ts <= MISSED_REPORTS * sensor.interval_s \
+                    and record.quality == GOOD:
+                values.append(record.value)
         return sum(values) / len(values) if values else None
 
     # -- limits ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from app.domain.clock import Clock
-from app.domain.records import Decision, Routing
+from app.domain.records import Decision, LiveReading, Reading, Routing
 from app.errors import SensorLimitReached
 from app.services.fusion import SENSOR, Candidate, choose
 from app.services.ring import PointRing
@@ -35,18 +35,18 @@ def iso(ts: float) -> str:
 class DataStore:
     def __init__(self, max_sensors: int, recent_points: int, *,
                  clock: Clock, fusion_window_s: float = FUSION_WINDOW_S,
-                 stale_after: Callable[[dict], float] | None = None):
+                 stale_after: Callable[[Reading], float] | None = None):
         self.max_sensors = max_sensors
         self.recent_points = recent_points
         self.clock = clock
         self.fusion_window_s = fusion_window_s
         # How long a sensor's reading stays current (its own reporting interval);
         # the bootstrap sets it once the network is known.
-        self.stale_after: Callable[[dict], float] = stale_after or (lambda record: fusion_window_s)
+        self.stale_after: Callable[[Reading], float] = stale_after or (lambda record: fusion_window_s)
         # Latest reading per source, only for sensors that more than devices report on.
         self._candidates: dict[str, dict[str, Candidate]] = {}
         self._lock = threading.Lock()
-        self._latest: dict[str, dict] = {}
+        self._latest: dict[str, Reading] = {}
         self._received: dict[str, float] = {}
         self._recent: dict[str, PointRing] = {}
         self._decisions: deque[Decision] = deque(maxlen=DECISIONS_KEPT)
@@ -69,8 +69,8 @@ class DataStore:
                 f"{len(new)} new sensor id(s) refused",
                 [{"field": "sensor_id", "message": "sensor limit reached"}])
 
-    def put_many(self, records: list[dict]) -> list[dict]:
-        """Store validated readings (dicts with `sensor_id`, `value`, `ts`, `source`).
+    def put_many(self, records: list[Reading]) -> list[Reading]:
+        """Store accepted readings (records of app/domain/records.py).
 
         Returns the records that became the live value (see app.services.fusion):
         all of them, unless an external source reports on the same sensor or a
@@ -83,8 +83,8 @@ class DataStore:
             latest, received, recent = self._latest, self._received, self._recent
             candidates = self._candidates
             for record in records:
-                sid = record["sensor_id"]
-                source = record.get("source", SENSOR)
+                sid = record.sensor_id
+                source = record.source
                 if source != SENSOR or sid in candidates:
                     fused = True
                     self._put_fused(record, source, now)
@@ -93,45 +93,45 @@ class DataStore:
                 # A back-filled reading (older than the live one by more than
                 # BACKFILL_AFTER_S) goes to history only: it never moves the live
                 # value, its recent points or its freshness backwards, nor reaches analysis.
-                if current is not None and record["ts"] < current["ts"] - BACKFILL_AFTER_S:
+                if current is not None and record.ts < current.ts - BACKFILL_AFTER_S:
                     late.add(id(record))
                     continue
                 ring = recent.get(sid)
                 if ring is None:
                     ring = recent[sid] = PointRing(self.recent_points)
-                ring.append(record["ts"], record["value"])
+                ring.append(record.ts, record.value)
                 # A slightly late one (a replay, another instance's copy) joins the
                 # recent points but never hides a newer one.
-                if current is None or record["ts"] >= current["ts"]:
+                if current is None or record.ts >= current.ts:
                     latest[sid] = record
                     received[sid] = now
         if not fused and not late:
             return records
         if not fused:
             return [r for r in records if id(r) not in late]
-        return [r for r in records if self._latest.get(r["sensor_id"]) is r]
+        return [r for r in records if self._latest.get(r.sensor_id) is r]
 
-    def _put_fused(self, record: dict, source: str, now: float) -> None:
-        sid = record["sensor_id"]
+    def _put_fused(self, record: Reading, source: str, now: float) -> None:
+        sid = record.sensor_id
         options = self._candidates.get(sid)
         if options is None:
             options = self._candidates[sid] = {}
             current = self._latest.get(sid)
             if current is not None:
-                options[current.get("source", SENSOR)] = Candidate(current, self._received[sid])
+                options[current.source] = Candidate(current, self._received[sid])
         known = options.get(source)
-        if known is None or record["ts"] >= known.record["ts"]:
+        if known is None or record.ts >= known.record.ts:
             options[source] = Candidate(record, now)
         live = choose(options, now, self.fusion_window_s, self.stale_after)
         self._latest[sid], self._received[sid] = live.record, live.received
-        if live.record.get("source", SENSOR) == source:
+        if live.record.source == source:
             # The recent ring follows the series the live state shows.
             ring = self._recent.get(sid)
             if ring is None:
                 ring = self._recent[sid] = PointRing(self.recent_points)
-            ring.append(record["ts"], record["value"])
+            ring.append(record.ts, record.value)
 
-    def _live(self, sid: str, now: float) -> tuple[dict, float]:
+    def _live(self, sid: str, now: float) -> tuple[Reading, float]:
         """The live reading of a sensor and when it came; fused choices age with time."""
         options = self._candidates.get(sid)
         if options is None:
@@ -139,7 +139,7 @@ class DataStore:
         live = choose(options, now, self.fusion_window_s, self.stale_after)
         return live.record, live.received
 
-    def latest(self, sensor_id: str) -> dict | None:
+    def latest(self, sensor_id: str) -> Reading | None:
         if sensor_id in self._candidates:
             with self._lock:
                 return self._live(sensor_id, self.clock())[0]
@@ -148,31 +148,29 @@ class DataStore:
     def sensor_count(self) -> int:
         return len(self._latest)
 
-    def all_latest(self, stale_after: Callable[[dict], float]) -> list[dict]:
-        """Latest readings with `received_at` and `stale`, for reads and snapshots."""
+    def all_latest(self, stale_after: Callable[[Reading], float]) -> list[LiveReading]:
+        """Latest readings with when they came and whether they are stale, for reads and snapshots."""
         now = self.clock()
         with self._lock:
             items = self._live_items(now)
-        return [
-            {**record, "received_at": iso(rx), "stale": now - rx > stale_after(record)}
-            for record, rx in items
-        ]
+        return [LiveReading(record, rx, now - rx > stale_after(record)) for record, rx in items]
 
-    def stale_count(self, stale_after: Callable[[dict], float]) -> int:
+    def stale_count(self, stale_after: Callable[[Reading], float]) -> int:
         """How many sensors are stale, without building the listing."""
         now = self.clock()
         with self._lock:
             items = self._live_items(now)
         return sum(1 for record, rx in items if now - rx > stale_after(record))
 
-    def _live_items(self, now: float) -> list[tuple[dict, float]]:
-        items = [(r, self._received[r["sensor_id"]]) for r in self._latest.values()]
+    def _live_items(self, now: float) -> list[tuple[Reading, float]]:
+        received = self._received
+        items = [(r, received[r.sensor_id]) for r in self._latest.values()]
         if self._candidates:
-            items = [self._live(r["sensor_id"], now) if r["sensor_id"] in self._candidates else (r, rx)
+            items = [self._live(r.sensor_id, now) if r.sensor_id in self._candidates else (r, rx)
                      for r, rx in items]
         return items
 
-    def candidates(self, sensor_id: str) -> list[dict]:
+    def candidates(self, sensor_id: str) -> list[Reading]:
         """The latest reading of each source that reports on this sensor."""
         with self._lock:
             options = self._candidates.get(sensor_id)

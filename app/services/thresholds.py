@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.domain.records import Reading
 from app.services.alerts import AlertBook
 from app.services.network import Network
 
@@ -118,35 +119,35 @@ class ThresholdMonitor:
         self.rules = rules_for(network)
         self._in_range_since: dict[str, float] = {}
 
-    def rule(self, record: dict) -> Rule | None:
-        rule = self.rules.get(record["sensor_id"])
-        if rule is None and record["sensor_id"] not in self.network.sensors:
-            rule = rule_for_metric(record["metric"])   # unregistered sensors: metric defaults
+    def rule(self, record: Reading) -> Rule | None:
+        rule = self.rules.get(record.sensor_id)
+        if rule is None and record.sensor_id not in self.network.sensors:
+            rule = rule_for_metric(record.metric)   # unregistered sensors: metric defaults
         return rule
 
-    def observe(self, records: list[dict]) -> None:
+    def observe(self, records: list[Reading]) -> None:
         for record in records:
-            if record.get("quality") == "bad":
+            if record.quality == "bad":
                 continue   # a physically impossible value is a sensor fault, not water quality
             rule = self.rule(record)
             if rule is not None:
                 self._evaluate(record, rule)
 
-    def _evaluate(self, record: dict, rule: Rule) -> None:
-        sensor_id, value = record["sensor_id"], record["value"]
-        condition = f"quality_{record['metric']}" if record["metric"] in DEFAULT_RULES else f"range_{record['metric']}"
+    def _evaluate(self, record: Reading, rule: Rule) -> None:
+        sensor_id, value = record.sensor_id, record.value
+        condition = f"quality_{record.metric}" if record.metric in DEFAULT_RULES else f"range_{record.metric}"
         severity = rule.severity(value)
         if severity is not None:
             self._in_range_since.pop(sensor_id, None)
             limit = rule.breached_limit(value, severity)
             direction = "below" if limit is not None and value < limit else "above"
-            node = self.network.nodes.get(record.get("node_id") or "")
+            node = self.network.nodes.get(record.node_id or "")
             where = f" at {node.name}" if node else ""
             self.alerts.raise_(
                 sensor_id, condition, severity,
-                f"{record['metric']} {value:g}{' ' + record['unit'] if record.get('unit') else ''} "
+                f"{record.metric} {value:g}{' ' + record.unit if record.unit else ''} "
                 f"{direction} the {severity} limit {limit:g}{where}",
-                sensor_id=sensor_id, node_id=record.get("node_id"), metric=record["metric"],
+                sensor_id=sensor_id, node_id=record.node_id, metric=record.metric,
                 value=value, threshold=limit)
             return
         if not self.alerts.is_open(sensor_id, condition):
@@ -154,7 +155,7 @@ class ThresholdMonitor:
         if not rule.comfortably_inside(value):
             self._in_range_since.pop(sensor_id, None)
             return
-        since = self._in_range_since.setdefault(sensor_id, record["ts"])
-        if record["ts"] - since >= self.clear_after_s:
+        since = self._in_range_since.setdefault(sensor_id, record.ts)
+        if record.ts - since >= self.clear_after_s:
             self._in_range_since.pop(sensor_id, None)
             self.alerts.clear(sensor_id, condition)

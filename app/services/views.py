@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from app.domain.clock import Clock
-from app.domain.records import Routing
+from app.domain.records import SENSOR_SOURCE, LiveReading, Reading, Routing
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
 from app.services.controls import ControlService
@@ -49,17 +49,17 @@ class LiveViews:
         # A ClusterNode when REDIS_URL is set.
         self.cluster = cluster
 
-    def stale_after(self, record: dict) -> float:
+    def stale_after(self, record: Reading) -> float:
         """Registered sensors are stale after missing MISSED_REPORTS reports.
 
         An external source's readings are stale after it missed as many fetches.
         """
-        source = record.get("source", "sensor")
-        if source != "sensor" and self.sources is not None:
+        source = record.source
+        if source != SENSOR_SOURCE and self.sources is not None:
             every = self.sources.interval_of(source)
             if every:
                 return max(self.stale_after_s, MISSED_REPORTS * every)
-        interval = self.network.interval(record["sensor_id"])
+        interval = self.network.interval(record.sensor_id)
         return MISSED_REPORTS * interval if interval else self.stale_after_s
 
     def network_view(self) -> dict:
@@ -75,7 +75,7 @@ class LiveViews:
                     sensor["device_state"] = device["state"]
         return view
 
-    def live_readings(self) -> list[dict]:
+    def live_readings(self) -> list[LiveReading]:
         return self.store.all_latest(self.stale_after)
 
     def snapshot(self) -> dict:

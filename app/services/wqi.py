@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from app.domain.records import Reading
+
 WEIGHTS = {"do": 0.31, "fc": 0.28, "ph": 0.22, "bod": 0.19}
 # DO saturation taken as 6.5 mg/L (DOMAIN.md: x = DO / 6.5 x 100).
 DO_SATURATION_MG_L = 6.5
@@ -93,12 +95,12 @@ class WqiStations:
     def __init__(self, known: dict[str, dict[str, str]] | None = None):
         self._sensors: dict[str, dict[str, str]] = {node: dict(m) for node, m in (known or {}).items()}
 
-    def observe(self, records: list[dict]) -> None:
+    def observe(self, records: list[Reading]) -> None:
         """Pipeline hook."""
         for record in records:
-            metric = record["metric"]
-            if metric in WEIGHTS and record["node_id"]:
-                self._sensors.setdefault(record["node_id"], {})[metric] = record["sensor_id"]
+            metric = record.metric
+            if metric in WEIGHTS and record.node_id:
+                self._sensors.setdefault(record.node_id, {})[metric] = record.sensor_id
 
     def indices(self, latest) -> list[dict]:
         """WQI of every station from `latest(sensor_id)`; bad-quality readings are left out."""
@@ -106,6 +108,6 @@ class WqiStations:
         for node, sensors in list(self._sensors.items()):
             for metric, sensor_id in list(sensors.items()):
                 record = latest(sensor_id)
-                if record is not None and record.get("quality", "good") != "bad":
-                    by_node.setdefault(node, {})[metric] = record["value"]
+                if record is not None and record.quality != "bad":
+                    by_node.setdefault(node, {})[metric] = record.value
         return station_indices(by_node)

@@ -181,13 +181,12 @@ def test_rejected_data_is_counted_not_retried_forever(influx, influx_db, tmp_pat
                             sleep=time.sleep)
     history.start()
     try:
-        good = {"sensor_id": "rej-1", "value": 1.0, "metric": "flow", "node_id": None, "zone": None,
-                "latency_ms": None, "ts": time.time()}
-        history.write_readings([good])
+        from testkit.readings import reading
+        history.write_readings([reading("rej-1", 1.0, time.time(), metric="flow")])
         wait_for(lambda: history.status()["written"], lambda n: n == 1)
         history.write_event("sensor_reading", {"sensor_id": "rej-1"}, {"value": "not a number"}, time.time())
         wait_for(lambda: history.status()["failed"], lambda n: n == 1)
-        history.write_readings([{**good, "ts": time.time()}])
+        history.write_readings([reading("rej-1", 1.0, time.time(), metric="flow")])
         wait_for(lambda: history.status()["written"], lambda n: n == 2)
         assert history.health() == "ok" and history.status()["spooled"] == 0
     finally:

@@ -18,6 +18,7 @@ from app.adapters.spool import DiskSpool
 from app.models import SENSOR_ID_PATTERN, SLUG_PATTERN, TAG_TEXT_PATTERN
 from app.services.history import HistoryQuery
 from testkit.helpers import wait_for
+from testkit.readings import reading
 
 ids = st.from_regex(SENSOR_ID_PATTERN, fullmatch=True)
 slugs = st.from_regex(SLUG_PATTERN, fullmatch=True)
@@ -47,7 +48,9 @@ def test_arbitrary_ids_metrics_and_text_round_trip(influx, influx_db, tmp_path):
     def round_trip(batch):
         # Each example in its own hour-long window of 1990, so examples never meet.
         base = 631_152_000 + next(windows) * 3600
-        records = [{**r, "ts": base + i, "latency_ms": None} for i, r in enumerate(batch)]
+        # No quality text means a good reading (whose flag is not written).
+        records = [reading(r["sensor_id"], r["value"], base + i, metric=r["metric"], node_id=r["node_id"],
+                           zone=r["zone"], quality=r["quality"] or "good") for i, r in enumerate(batch)]
         written = history.writer.written
         history.write_readings(records)
         wait_for(lambda: history.writer.written, lambda n: n >= written + len(records), timeout=10, every=0.01)
@@ -56,15 +59,15 @@ def test_arbitrary_ids_metrics_and_text_round_trip(influx, influx_db, tmp_path):
         by_id = {row["sensor_id"]: row for row in rows}
         assert len(rows) == len(records)
         for record in records:
-            row = by_id[record["sensor_id"]]
+            row = by_id[record.sensor_id]
             # InfluxDB's JSON writes a large float as an integer literal; same number.
-            assert float(row["value"]) == record["value"]
-            assert row["metric"] == record["metric"]
+            assert float(row["value"]) == record.value
+            assert row["metric"] == record.metric
             # A column that no point of the window has is absent.
-            assert row.get("node_id") == record["node_id"] and row.get("zone") == record["zone"]
-            assert row.get("quality") == record["quality"]
-            points, _ = history.query(HistoryQuery(record["sensor_id"], base, base + 3600, None, None))
-            assert [p["v"] for p in points] == [record["value"]]
+            assert row.get("node_id") == record.node_id and row.get("zone") == record.zone
+            assert row.get("quality") == (None if record.quality == "good" else record.quality)
+            points, _ = history.query(HistoryQuery(record.sensor_id, base, base + 3600, None, None))
+            assert [p["v"] for p in points] == [record.value]
 
     try:
         round_trip()

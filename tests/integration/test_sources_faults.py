@@ -74,7 +74,7 @@ class Harness:
 
     def value(self, sensor_id: str):
         record = self.store.latest(sensor_id)
-        return record and (record["value"], record["source"])
+        return record and (record.value, record.source)
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_ogd_pages_map_stations_and_metrics(fixture, caplog):
     assert h.value("KA_ADHOC_HMV.do") == (6.1, "api:kspcb-wq")
     record = h.store.latest("SRC_CWSS_1_3.ph")
     # The observation time is the station's (10 minutes ago, IST in the record), not ours.
-    assert time.time() - record["ts"] == pytest.approx(600, abs=5)
+    assert time.time() - record.ts == pytest.approx(600, abs=5)
     assert status["records_fetched"] == 5
     # 3 mapped stations x 5 metrics, less ARK's NA BOD and "-" turbidity.
     assert status["records_mapped"] == 13 and status["readings_ingested"] == 13
@@ -202,8 +202,8 @@ def test_open_meteo_observed_hours_are_readings_forecast_hours_covariates(fixtur
     assert status["readings_ingested"] == 2 * len(past)
     ts, temperature, rain = past[-1]
     record = h.store.latest("WX_BENGALURU.temperature")
-    assert (record["value"], record["ts"], record["unit"], record["source"]) == (temperature, ts, "°C", "api:weather")
-    assert h.store.latest("WX_BENGALURU.precipitation")["value"] == rain
+    assert (record.value, record.ts, record.unit, record.source) == (temperature, ts, "°C", "api:weather")
+    assert h.store.latest("WX_BENGALURU.precipitation").value == rain
     # Every hour, forecast ones included, reaches the demand forecast.
     assert len(h.weather) == len(fixture.weather_hours) and max(w.ts for w in h.weather) > now + 24 * 3600
 
@@ -270,10 +270,10 @@ def test_stac_reads_only_windows_and_publishes_indices(fixture, tmp_path):
     assert fixture.range_bytes < 0.6 * total_bytes
     expected = expected_indices()
     ndti = h.store.latest("SRC_TG_HALLI.ndti")
-    assert ndti["source"] == "satellite:s2" and ndti["ts"] == pytest.approx(scene_time, abs=0.01)
-    assert ndti["value"] == pytest.approx(expected["ndti"], abs=0.002)
-    assert h.store.latest("SRC_TG_HALLI.ndci")["value"] == pytest.approx(expected["ndci"], abs=0.01)
-    assert h.store.latest("SRC_TG_HALLI.cloud_cover")["value"] == 7.5
+    assert ndti.source == "satellite:s2" and ndti.ts == pytest.approx(scene_time, abs=0.01)
+    assert ndti.value == pytest.approx(expected["ndti"], abs=0.002)
+    assert h.store.latest("SRC_TG_HALLI.ndci").value == pytest.approx(expected["ndci"], abs=0.01)
+    assert h.store.latest("SRC_TG_HALLI.cloud_cover").value == 7.5
     assert status["last_fetch"]["scenes"] == ["S2B_43PGQ_TEST_1"]
     # The same scene is not read again; a new one is.
     reads = len(fixture.seen("cog"))

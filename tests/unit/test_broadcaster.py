@@ -3,6 +3,7 @@ import threading
 import time
 
 from app.realtime.broadcaster import ALL_ROOM, Broadcaster, node_room
+from testkit.readings import reading
 
 
 class FakeSocketIO:
@@ -29,7 +30,7 @@ def wait_until(predicate, timeout=5):
 
 
 def rec(sid, value, node=None):
-    return {"sensor_id": sid, "value": value, "node_id": node}
+    return reading(sid, value, node_id=node)
 
 
 def test_many_publishes_become_few_frames_with_latest_values():

@@ -8,6 +8,7 @@ from app.services.cluster.leadership import ACQUIRE_POLL_S, Leadership
 from app.services.cluster.node import ClusterNode
 from app.services.cluster.ports import MemoryLease, MemoryLog, MemoryRoster
 from app.services.cluster.replication import Outbox, Replicator
+from testkit.readings import reading
 
 
 def _no_spawn(fn):
@@ -21,7 +22,7 @@ def _replicator(log, tmp_path, name, applied):
 
 
 def _batch(n, value=1.0):
-    return [{"sensor_id": f"s{i}", "value": value, "ts": 1000.0 + i} for i in range(n)]
+    return [reading(f"s{i}", value, 1000.0 + i) for i in range(n)]
 
 
 def test_each_instance_applies_the_others_batches_in_order_and_skips_its_own(tmp_path):
@@ -34,8 +35,8 @@ def test_each_instance_applies_the_others_batches_in_order_and_skips_its_own(tmp
     a.publish(_batch(1, 3.0))
     for replica in (a, b):
         replica._apply(log.read_after(replica.last_id, 100, 0))
-    assert [records[0]["value"] for _, records in seen_b] == [1.0, 3.0]
-    assert [records[0]["value"] for _, records in seen_a] == [2.0]
+    assert [records[0].value for _, records in seen_b] == [1.0, 3.0]
+    assert [records[0].value for _, records in seen_a] == [2.0]
     assert a.last_id == b.last_id == log.entries[-1].id
 
 
@@ -58,7 +59,7 @@ def test_an_outage_spools_in_order_and_the_log_gets_everything_once_back(tmp_pat
     a._running = False
     a._wake.set()
     flusher.join(5)
-    assert [e.records[0]["value"] for e in log.entries] == [1.0, 2.0, 3.0, 4.0]
+    assert [e.records[0].value for e in log.entries] == [1.0, 2.0, 3.0, 4.0]
     assert a.outbox.pending() == 0
 
 
@@ -219,11 +220,9 @@ def test_a_trimmed_stream_is_filled_in_from_history(tmp_path):
     from app.services.cluster.backfill import latest_from_history
 
     history = MemoryHistory()
-    history.write_readings([{"sensor_id": "old", "value": v, "metric": "flow", "node_id": "n1",
-                             "zone": None, "unit": None, "ts": 1000.0 + v, "latency_ms": None}
-                            for v in (1.0, 2.0)])
+    history.write_readings([reading("old", v, 1000.0 + v, metric="flow", node_id="n1") for v in (1.0, 2.0)])
     found = latest_from_history(history, ["old", "never"], lambda sid: {"node_id": "n1"}, 2000.0)
-    assert [(r["sensor_id"], r["value"], r["ts"], r["node_id"]) for r in found] == [("old", 2.0, 1002.0, "n1")]
+    assert [(r.sensor_id, r.value, r.ts, r.node_id) for r in found] == [("old", 2.0, 1002.0, "n1")]
 
     log = MemoryLog(maxlen=1)
     log.append("b.1", _batch(1))

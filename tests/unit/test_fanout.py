@@ -12,6 +12,7 @@ from flask import Flask
 from flask_socketio import Namespace, SocketIO, join_room
 
 from app.realtime.broadcaster import ALL_ROOM, Broadcaster, node_room
+from testkit.readings import reading
 
 CLIENTS = 5
 
@@ -42,8 +43,7 @@ def test_a_frame_is_encoded_once_and_the_same_string_reaches_every_client():
     caster.subscribed("Z1", +1)
     caster.start()
     try:
-        caster.publish([{"sensor_id": "a", "value": 1.0, "node_id": "Z1"},
-                        {"sensor_id": "b", "value": 2.0, "node_id": "Z2"}])
+        caster.publish([reading("a", 1.0, node_id="Z1"), reading("b", 2.0, node_id="Z2")])
         deadline = time.monotonic() + 5
         while len(sent) < CLIENTS + 1 and time.monotonic() < deadline:
             time.sleep(0.01)

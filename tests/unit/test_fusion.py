@@ -12,6 +12,7 @@ from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
 from app.services.wqi import WqiStations
 from testkit.helpers import stamp
+from testkit.readings import reading as record
 
 T0 = 1_700_000_000.0
 WINDOW_S = 900.0
@@ -47,10 +48,10 @@ def test_fresh_sensor_beats_fresher_api_value(parts):
     pipeline.ingest([reading(2.0, T0 - 30)], "http")
     pipeline.ingest([reading(9.0, T0 - 5)], "sources", provenance="api:kspcb")
     live = store.latest("TURB-1")
-    assert live["value"] == 2.0 and live["source"] == "sensor"
+    assert live.value == 2.0 and live.source == "sensor"
     # The API value is kept (history, candidates) but neither shown nor broadcast.
-    assert history.written == 2 and [r["source"] for r in sent] == ["sensor"]
-    assert sorted(r["source"] for r in store.candidates("TURB-1")) == ["api:kspcb", "sensor"]
+    assert history.written == 2 and [r.source for r in sent] == ["sensor"]
+    assert sorted(r.source for r in store.candidates("TURB-1")) == ["api:kspcb", "sensor"]
 
 
 def test_stale_sensor_gives_way_to_fresh_api_value(parts):
@@ -58,25 +59,25 @@ def test_stale_sensor_gives_way_to_fresh_api_value(parts):
     pipeline.ingest([reading(2.0, T0)], "http")
     clock.t = T0 + 120
     pipeline.ingest([reading(9.0, T0 + 100)], "sources", provenance="api:kspcb")
-    assert store.latest("TURB-1")["source"] == "sensor"
+    assert store.latest("TURB-1").source == "sensor"
     # Past three reporting intervals without a report, the sensor is stale.
     clock.t = T0 + 200
     live = store.latest("TURB-1")
-    assert live["value"] == 9.0 and live["source"] == "api:kspcb"
+    assert live.value == 9.0 and live.source == "api:kspcb"
     [listed] = store.all_latest(lambda record: 1e9)
-    assert listed["source"] == "api:kspcb"
+    assert listed.reading.source == "api:kspcb"
     # The sensor reports again and takes the live value back.
     pipeline.ingest([reading(2.5, T0 + 200)], "http")
-    assert store.latest("TURB-1")["value"] == 2.5 and sent[-1]["value"] == 2.5
+    assert store.latest("TURB-1").value == 2.5 and sent[-1].value == 2.5
 
 
 def test_api_beats_satellite_and_forecast_within_the_window(parts):
     pipeline, store, *_ = parts
     pipeline.ingest([reading(7.0, T0 - 10)], "sources", provenance="forecast")
     pipeline.ingest([reading(5.0, T0 - 20)], "sources", provenance="satellite:s2")
-    assert store.latest("TURB-1")["source"] == "satellite:s2"
+    assert store.latest("TURB-1").source == "satellite:s2"
     pipeline.ingest([reading(3.0, T0 - 600)], "sources", provenance="api:cpcb")
-    assert store.latest("TURB-1")["value"] == 3.0
+    assert store.latest("TURB-1").value == 3.0
 
 
 def test_value_outside_the_window_is_not_fresh(parts):
@@ -84,14 +85,14 @@ def test_value_outside_the_window_is_not_fresh(parts):
     pipeline.ingest([reading(5.0, T0 - 60)], "sources", provenance="satellite:s2")
     # Observed before the window: a higher-priority source does not beat a fresh one.
     pipeline.ingest([reading(3.0, T0 - WINDOW_S - 60)], "sources", provenance="api:cpcb")
-    assert store.latest("TURB-1")["source"] == "satellite:s2"
+    assert store.latest("TURB-1").source == "satellite:s2"
 
 
 def test_nothing_fresh_shows_the_newest(parts):
     pipeline, store, _, _, clock = parts
     pipeline.ingest([reading(5.0, T0 - 5000)], "sources", provenance="satellite:s2")
     pipeline.ingest([reading(3.0, T0 - 8000)], "sources", provenance="api:cpcb")
-    assert store.latest("TURB-1")["value"] == 5.0
+    assert store.latest("TURB-1").value == 5.0
 
 
 def test_sensor_only_path_is_unchanged(parts):
@@ -105,8 +106,8 @@ def test_external_readings_land_on_the_sensor_measuring_that_station():
     index = SensorIndex({("SRC_1", "turbidity"): "TURB-1"})
     assert index.sensor_for("SRC_1", "turbidity") == "TURB-1"
     assert index.sensor_for("ADHOC", "ph") == "ADHOC.ph"
-    index.learn([{"sensor_id": "KIT-7", "node_id": "ADHOC", "metric": "ph", "source": "sensor"}])
-    index.learn([{"sensor_id": "X", "node_id": "ADHOC", "metric": "ph", "source": "api:a"}])
+    index.learn([record("KIT-7", 7.0, node_id="ADHOC", metric="ph", source="sensor")])
+    index.learn([record("X", 7.0, node_id="ADHOC", metric="ph", source="api:a")])
     assert index.sensor_for("ADHOC", "ph") == "KIT-7"
 
 

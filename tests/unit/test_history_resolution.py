@@ -7,6 +7,7 @@ from app.adapters.influx_schema import backfill_statements, continuous_query, go
 from app.adapters.memory_history import MemoryHistory
 from app.errors import InvalidInput
 from app.services.history import HistoryQuery, parse_retention, pick_resolution, read_history
+from testkit.readings import reading
 
 H, D = 3600, 86400
 
@@ -43,7 +44,7 @@ def test_rollup_statements_keep_every_aggregate_and_escape_names():
 
 
 def record(ts, value, sid="m-1"):
-    return {"sensor_id": sid, "value": value, "ts": ts}
+    return reading(sid, value, ts)
 
 
 def test_embedded_rollups_take_late_points_and_report_bands():

@@ -5,6 +5,7 @@ import time
 
 from app.adapters import influx
 from app.adapters.influx import InfluxHistory
+from testkit.readings import reading
 
 
 class Schema:
@@ -29,8 +30,8 @@ def history(monkeypatch):
 def test_a_failed_backfill_keeps_its_sensor_and_the_ones_after_it_pending(monkeypatch):
     store = history(monkeypatch)
     old = time.time() - 3 * 86400
-    store._note_late([{"sensor_id": s, "ts": old + k} for s in ("a", "b", "c") for k in (0, 60)])
-    store._note_late([{"sensor_id": "a", "ts": time.time()}])          # live: not late
+    store._note_late([reading(s, 1.0, old + k) for s in ("a", "b", "c") for k in (0, 60)])
+    store._note_late([reading("a", 1.0, time.time())])          # live: not late
     assert store.backfill_pending()
     store.schema = Schema(fail_on={"b"})
     store._backfill_late()

@@ -11,6 +11,7 @@ import pytest
 from app.adapters import influx_text as lp
 from app.adapters.influx import InfluxHistory
 from app.adapters.spool import DiskSpool
+from testkit.readings import reading as record
 
 TS = 1_700_000_000.5           # 2023-11-14T22:13:20.5Z (exact in a float, so exact in ns)
 TS_NS = 1_700_000_000_500_000_000
@@ -23,8 +24,9 @@ def history(tmp_path):
 
 
 def reading(**extra):
-    return {"sensor_id": "Z_SOUTH.flow", "metric": "flow", "node_id": "Z_SOUTH", "zone": "South",
-            "source": None, "value": 120.5, "ts": TS, "latency_ms": None, "quality": "good", **extra}
+    fields = {"sensor_id": "Z_SOUTH.flow", "metric": "flow", "node_id": "Z_SOUTH", "zone": "South",
+              "source": "sensor", "value": 120.5, "ts": TS, "latency_ms": None, "quality": "good", **extra}
+    return record(fields.pop("sensor_id"), fields.pop("value"), fields.pop("ts"), **fields)
 
 
 def written(history) -> list[str]:
@@ -34,19 +36,19 @@ def written(history) -> list[str]:
 def test_a_reading_is_one_point_with_sorted_tags_a_float_value_and_nanoseconds(history):
     history.write_readings([reading()])
     assert written(history) == [
-        f"sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,zone=South value=120.5 {TS_NS}"]
+        f"sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,source=sensor,zone=South value=120.5 {TS_NS}"]
     assert int(written(history)[0].rsplit(" ", 1)[1]) // 10 ** 9 == int(TS)
 
 
 def test_latency_quality_and_source_are_written_when_present(history):
     history.write_readings([
         reading(value=3, latency_ms=12, quality="suspect", source="api:bwssb", zone="Old town"),
-        reading(node_id=None, zone="", quality=None, latency_ms=0.5),
+        reading(node_id=None, zone="", quality="good", latency_ms=0.5),
     ])
     assert written(history) == [
         "sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,source=api:bwssb,zone=Old\\ town "
         f'value=3.0,latency_ms=12.0,quality="suspect" {TS_NS}',
-        f"sensor_reading,metric=flow,sensor_id=Z_SOUTH.flow value=120.5,latency_ms=0.5 {TS_NS}",
+        f"sensor_reading,metric=flow,sensor_id=Z_SOUTH.flow,source=sensor value=120.5,latency_ms=0.5 {TS_NS}",
     ]
 
 
@@ -56,10 +58,10 @@ def test_each_series_keeps_its_own_tags(history):
                                                ts=TS + 1)])
     history.write_readings([reading(value=121.0, ts=TS + 2)])
     assert written(history) == [
-        f"sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,zone=South value=120.5 {TS_NS}",
-        "sensor_reading,metric=flow,node_id=Z_NORTH,sensor_id=Z_NORTH.flow,zone=North value=120.5 "
+        f"sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,source=sensor,zone=South value=120.5 {TS_NS}",
+        "sensor_reading,metric=flow,node_id=Z_NORTH,sensor_id=Z_NORTH.flow,source=sensor,zone=North value=120.5 "
         f"{TS_NS + 10 ** 9}",
-        f"sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,zone=South value=121.0 "
+        f"sensor_reading,metric=flow,node_id=Z_SOUTH,sensor_id=Z_SOUTH.flow,source=sensor,zone=South value=121.0 "
         f"{TS_NS + 2 * 10 ** 9}",
     ]
 

@@ -31,7 +31,7 @@ def parts():
 def test_one_reading_walks_every_step(parts):
     pipeline, store, history, sent = parts
     [record] = pipeline.ingest([{"sensor_id": "P1", "value": 2.5}], "http")
-    assert record["metric"] == "pressure" and record["node_id"] == "Z1" and record["unit"] == "bar"
+    assert record.metric == "pressure" and record.node_id == "Z1" and record.unit == "bar"
     assert store.latest("P1") is record and sent == [record]
     assert history.written == 1
 
@@ -39,7 +39,7 @@ def test_one_reading_walks_every_step(parts):
 def test_reading_fields_override_registry_defaults(parts):
     pipeline, *_ = parts
     [record] = pipeline.ingest([{"sensor_id": "P1", "value": 1, "unit": "m"}], "http")
-    assert record["unit"] == "m" and record["metric"] == "pressure"
+    assert record.unit == "m" and record.metric == "pressure"
 
 
 def test_bad_batch_stores_nothing_and_counts_rejects(parts):
@@ -86,4 +86,4 @@ def test_messages_over_the_sensor_cap_are_refused_alone(parts):
          [{"sensor_id": "c", "value": 1}, {"sensor_id": "d", "value": 1}],
          [{"sensor_id": "a", "value": 2}]], "mqtt")
     assert list(refused) == [1] and "at most 3" in refused[1]
-    assert store.latest("a")["value"] == 2 and store.latest("c") is None
+    assert store.latest("a").value == 2 and store.latest("c") is None

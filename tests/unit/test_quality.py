@@ -12,6 +12,7 @@ from app.services.forecast import SLOT_S, DemandForecaster
 from app.services.network import Network
 from app.services.thresholds import ThresholdMonitor, rule_for_metric, rules_for
 from app.services.wqi import band, sub_index, water_quality_index
+from testkit.readings import reading as record
 
 
 @pytest.mark.parametrize("metric, value, expected", [
@@ -55,7 +56,7 @@ def monitor(clear_after_s=30.0):
 
 
 def reading(value, ts, sensor="Z_SOUTH.ph"):
-    return {"sensor_id": sensor, "metric": "ph", "unit": "pH", "node_id": "Z_SOUTH", "value": value, "ts": ts}
+    return record(sensor, value, ts, metric="ph", unit="pH", node_id="Z_SOUTH")
 
 
 def test_a_value_oscillating_on_a_threshold_raises_one_alert():

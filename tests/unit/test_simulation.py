@@ -114,7 +114,7 @@ def test_readings_pass_the_device_validation_path(net):
     sim = NetworkSimulation(net, seed=2, start=START)
     for t in range(5, 120, 5):
         records = pipeline.ingest(sim.step(clock.advance(5)), "simulator")
-        assert all(r["unit"] and r["node_id"] for r in records)
+        assert all(r.unit and r.node_id for r in records)
     assert store.sensor_count() == len(net.sensors)
 
 

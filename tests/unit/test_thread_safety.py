@@ -24,6 +24,7 @@ from app.services.data_quality import DataQuality
 from app.services.metrics import Metrics
 from app.services.pipeline import IngestPipeline
 from app.services.store import DataStore
+from testkit.readings import reading
 
 THREADS = 8
 
@@ -88,8 +89,7 @@ def test_broadcaster_loses_no_reading_published_while_a_frame_is_taken():
 
     def publish(t):   # every sensor id once: any reading written into a taken buffer is lost
         for k in range(rounds):
-            caster.publish([{"sensor_id": f"t{t}-{k}-{i}", "value": 1.0, "node_id": None}
-                            for i in range(sensors)])
+            caster.publish([reading(f"t{t}-{k}-{i}", 1.0) for i in range(sensors)])
 
     expected = THREADS * rounds * sensors
     try:
@@ -159,7 +159,7 @@ def test_stateful_stages_take_one_batch_at_a_time():
             overlaps.append(inside[0])
         time.sleep(0)            # gives up the GIL, as any real work may
         inside[0] -= 1
-        reason = records[0].get("quality_reason") or ""
+        reason = records[0].quality_reason or ""
         if reason.startswith("flatline"):
             repeats.append(int(reason.split("same value ")[1].split()[0]))
 

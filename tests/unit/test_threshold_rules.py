@@ -7,6 +7,7 @@ from app import wire
 from app.services.alerts import AlertBook
 from app.services.thresholds import Rule, ThresholdMonitor, rule_for_metric, rules_for
 from tests.unit.networks import network, node
+from testkit.readings import reading
 
 
 def sensors_network(*sensors):
@@ -79,8 +80,7 @@ class Monitor:
         self.monitor = ThresholdMonitor(net, self.alerts, clear_after_s)
 
     def send(self, sensor, metric, value, ts, node_id="Z", unit=None, **extra):
-        self.monitor.observe([{"sensor_id": sensor, "metric": metric, "value": value, "ts": ts,
-                               "node_id": node_id, "unit": unit, **extra}])
+        self.monitor.observe([reading(sensor, value, ts, metric=metric, node_id=node_id, unit=unit, **extra)])
 
     def open(self):
         return {(a.subject, a.condition): wire.alert(a) for a in self.alerts.open_alerts()}

@@ -5,7 +5,8 @@ import pytest
 
 from app import wire
 from app.domain.records import (Action, Alarm, Command, CommandParams, CommandStep, ControlOrder, Decision,
-                                PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone, Routing)
+                                LiveReading, PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone, Reading,
+                                Routing)
 
 NOON = datetime(2026, 12, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
@@ -25,15 +26,25 @@ def test_no_time_stays_none_and_a_bool_is_refused():
 
 
 def test_a_reading_leaves_its_epoch_inside_and_keeps_the_rest():
-    record = {"sensor_id": "S1", "value": 2.0, "metric": "flow", "unit": "MLD", "node_id": "N",
-              "zone": "Z", "timestamp": "2026-12-01T12:00:00Z", "ts": 1796126400.0, "latency_ms": None,
-              "source": "sensor", "quality": "suspect", "quality_reason": "flatline", "received_at": "x",
-              "stale": False}
+    record = Reading(sensor_id="S1", value=2.0, metric="flow", unit="MLD", node_id="N", zone="Z",
+                     timestamp="2026-12-01T12:00:00Z", ts=1796126400.0, latency_ms=None, source="sensor",
+                     quality="suspect", quality_reason="flatline")
     out = wire.reading(record)
-    assert "ts" not in out and out == {k: v for k, v in record.items() if k != "ts"}
+    # The keys, in the order clients have always had them (JSON is written in this order).
+    assert list(out.items()) == [
+        ("sensor_id", "S1"), ("value", 2.0), ("metric", "flow"), ("unit", "MLD"), ("node_id", "N"),
+        ("zone", "Z"), ("timestamp", "2026-12-01T12:00:00Z"), ("latency_ms", None), ("source", "sensor"),
+        ("quality", "suspect"), ("quality_reason", "flatline")]
     assert wire.readings([record]) == [out]
     assert wire.sensor_detail(record, [{"t": 1796126400.0, "v": 2.0}])["recent"] == \
         [{"t": "2026-12-01T12:00:00Z", "v": 2.0}]
+    # A good reading has no reason; a listing adds when it came and whether it is stale.
+    record.quality, record.quality_reason = "good", None
+    listed = wire.live_readings([LiveReading(record, 1796126410.5, True)])
+    assert listed == [{**wire.reading(record), "received_at": "2026-12-01T12:00:10.500000Z", "stale": True}]
+    assert "quality_reason" not in listed[0]
+    assert wire.latest_legacy("S1", record) == {"sensorId": "S1", "zone": "Z", "value": 2.0, "latencyMs": None,
+                                                "timestamp": "2026-12-01T12:00:00Z", "found": True}
 
 
 def test_resources_get_iso_times_and_lose_internal_fields():

@@ -6,6 +6,7 @@ lines do not meet there); values just past a limit pin the limit itself.
 import pytest
 
 from app.services.wqi import WqiStations, band, station_indices, sub_index, water_quality_index
+from testkit.readings import reading
 
 
 def test_the_worked_example_of_domain_md():
@@ -114,19 +115,19 @@ def test_station_indices_name_the_parameters_used_and_whether_all_four_were():
 
 def test_stations_are_learned_from_readings_and_bad_readings_are_left_out():
     latest = {
-        "K.do": {"value": 6.5}, "K.bod": {"value": 10.0},
-        "F.do": {"value": 5.5, "quality": "suspect"}, "F.bod": {"value": 2.2, "quality": "bad"},
-        "F.ph": {"value": 7.6}, "F.flow": {"value": 120.0},
-        "X.ph": {"value": 7.0}, "X.do": {"value": 6.5},
+        "K.do": reading("K.do", 6.5), "K.bod": reading("K.bod", 10.0),
+        "F.do": reading("F.do", 5.5, quality="suspect"), "F.bod": reading("F.bod", 2.2, quality="bad"),
+        "F.ph": reading("F.ph", 7.6), "F.flow": reading("F.flow", 120.0),
+        "X.ph": reading("X.ph", 7.0), "X.do": reading("X.do", 6.5),
     }
     stations = WqiStations({"K": {"do": "K.do", "bod": "K.bod"}})
     stations.observe([
-        {"sensor_id": "F.do", "metric": "do", "node_id": "FIELD"},
-        {"sensor_id": "F.bod", "metric": "bod", "node_id": "FIELD"},
-        {"sensor_id": "F.ph", "metric": "ph", "node_id": "FIELD"},
-        {"sensor_id": "F.flow", "metric": "flow", "node_id": "FIELD"},   # not a WQI metric
-        {"sensor_id": "X.ph", "metric": "ph", "node_id": None},          # no station to give it to
-        {"sensor_id": "X.do", "metric": "do", "node_id": ""},
+        reading("F.do", metric="do", node_id="FIELD"),
+        reading("F.bod", metric="bod", node_id="FIELD"),
+        reading("F.ph", metric="ph", node_id="FIELD"),
+        reading("F.flow", metric="flow", node_id="FIELD"),   # not a WQI metric
+        reading("X.ph", metric="ph", node_id=None),          # no station to give it to
+        reading("X.do", metric="do", node_id=""),
     ])
     indices = stations.indices(latest.get)
     assert [(s["node_id"], s["wqi"], sorted(s["parameters"])) for s in indices] == [

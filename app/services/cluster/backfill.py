@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
+from app.domain.records import Reading
 from app.services.history import HistoryQuery, HistoryRepository
 from app.services.store import iso
 
@@ -21,7 +22,7 @@ LOOKBACK_S = 24 * 3600.0
 
 
 def latest_from_history(history: HistoryRepository, sensor_ids: Iterable[str],
-                        defaults: Callable[[str], dict | None], now: float) -> list[dict]:
+                        defaults: Callable[[str], dict | None], now: float) -> list[Reading]:
     """Records of the latest point of each sensor in history (those that have one)."""
     records = []
     for sensor_id in sensor_ids:
@@ -36,8 +37,8 @@ def latest_from_history(history: HistoryRepository, sensor_ids: Iterable[str],
         last = points[-1]
         known = defaults(sensor_id) or {}
         ts = datetime.fromisoformat(last["t"].replace("Z", "+00:00")).timestamp()
-        records.append({"sensor_id": sensor_id, "value": last["v"],
-                        "metric": known.get("metric") or "value", "unit": known.get("unit"),
-                        "node_id": known.get("node_id"), "zone": known.get("zone"),
-                        "timestamp": iso(ts), "ts": ts, "latency_ms": None})
+        records.append(Reading(sensor_id=sensor_id, value=last["v"],
+                               metric=known.get("metric") or "value", unit=known.get("unit"),
+                               node_id=known.get("node_id"), zone=known.get("zone"),
+                               timestamp=iso(ts), ts=ts))
     return records

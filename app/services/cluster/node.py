@@ -19,6 +19,7 @@ import time
 import uuid
 from typing import Callable
 
+from app.domain.records import Reading
 from app.services.cluster.leadership import Leadership
 from app.services.cluster.ports import LogUnavailable, Roster
 from app.services.cluster.replication import Replicator
@@ -47,7 +48,7 @@ def instance_of(incarnation: str | None) -> str | None:
 
 class ClusterNode:
     def __init__(self, instance_id: str, incarnation: str, replicator: Replicator,
-                 leadership: Leadership, roster: Roster, rewrite_history: Callable[[list[dict]], None],
+                 leadership: Leadership, roster: Roster, rewrite_history: Callable[[list[Reading]], None],
                  spawn: Callable, sleep: Callable[[float], None],
                  fill_from_history: Callable[[], int] = lambda: 0, rooms=None,
                  state: Replicator | None = None,

@@ -11,6 +11,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from app.domain.records import Reading
+
 
 class LogUnavailable(Exception):
     """The shared log (Redis) cannot be reached right now."""
@@ -20,7 +22,7 @@ class LogUnavailable(Exception):
 class LogEntry:
     id: str              # the log's own id, increasing ("<ms>-<seq>" in Redis)
     origin: str          # incarnation of the instance that accepted the batch
-    records: list[dict]
+    records: list[Reading]
 
     @property
     def ms(self) -> int:
@@ -31,7 +33,7 @@ class BatchLog(ABC):
     """An append-only, bounded log of accepted batches, read by every instance."""
 
     @abstractmethod
-    def append(self, origin: str, records: list[dict]) -> str:
+    def append(self, origin: str, records: list[Reading]) -> str:
         """Add one batch; returns its id. Raises LogUnavailable."""
 
     @abstractmethod
@@ -97,7 +99,7 @@ class MemoryLog(BatchLog):
         self._seq = itertools.count()
         self._cond = threading.Condition()
 
-    def append(self, origin: str, records: list[dict]) -> str:
+    def append(self, origin: str, records: list[Reading]) -> str:
         if self.down:
             raise LogUnavailable("log is down")
         with self._cond:

@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Callable
 
+from app.domain.records import Reading
 from app.services.cluster.ports import BatchLog, LogEntry, LogUnavailable
 
 logger = logging.getLogger(__name__)
@@ -29,14 +30,17 @@ RANGE_CHUNK = 1000
 
 
 class Outbox:
-    """Batches the log could not take yet, on disk (a DiskSpool of JSON), oldest first."""
+    """Batches the log could not take yet, on disk (a DiskSpool of JSON), oldest first.
+
+    The records are stored as the log's JSON (`Reading.to_dict`), so an outbox
+    left by an earlier version is read as it was written."""
 
     def __init__(self, spool):
         self.spool = spool
 
-    def put(self, origin: str, records: list[dict]) -> None:
-        self.spool.append(json.dumps({"o": origin, "r": records}, separators=(",", ":")).encode(),
-                          len(records))
+    def put(self, origin: str, records: list[Reading]) -> None:
+        self.spool.append(json.dumps({"o": origin, "r": [r.to_dict() for r in records]},
+                                     separators=(",", ":")).encode(), len(records))
 
     def oldest(self):
         item = self.spool.oldest()
@@ -44,7 +48,7 @@ class Outbox:
             return None
         path, data = item
         body = json.loads(data)
-        return path, body["o"], body["r"]
+        return path, body["o"], [Reading.from_dict(r) for r in body["r"]]
 
     def remove(self, path) -> None:
         self.spool.remove(path)
@@ -55,7 +59,7 @@ class Outbox:
 
 class Replicator:
     def __init__(self, log: BatchLog, outbox: Outbox, incarnation: str,
-                 apply: Callable[[list[dict], str], None], spawn: Callable,
+                 apply: Callable[[list[Reading], str], None], spawn: Callable,
                  sleep: Callable[[float], None]):
         self.log = log
         self.outbox = outbox
@@ -74,7 +78,7 @@ class Replicator:
         self._running = False
 
     # -- the accepting side -------------------------------------------------------
-    def publish(self, records: list[dict]) -> None:
+    def publish(self, records: list[Reading]) -> None:
         """Append an accepted batch to the log, or to the outbox while the log is away."""
         if not self._spooling:
             # No lock around the append: concurrent requests' appends need no
@@ -187,7 +191,7 @@ class Replicator:
         return {"ms_behind": behind_ms, "last_id": last, "applied_id": self.last_id,
                 "length": info["length"], "outbox": self.outbox.pending()}
 
-    def rewrite(self, origin: str, since_ms: int, write: Callable[[list[dict]], None]) -> int:
+    def rewrite(self, origin: str, since_ms: int, write: Callable[[list[Reading]], None]) -> int:
         """Write again to history what `origin` accepted since `since_ms`; returns readings.
 
         For an instance that died before its history buffer reached the
