@@ -35,9 +35,11 @@ def build_cluster(settings: Settings, *, apply: Callable[[list[Reading], str], N
     client = command_client(url)
     instance = settings.cluster_id
     incarnation = new_incarnation(instance)
+    # The readings' log and outbox carry each record as the JSON every version reads.
     log = RedisBatchLog(client, blocking_client(url, READ_BLOCK_S), f"{prefix}:readings",
-                        settings.stream_maxlen)
-    outbox = Outbox(DiskSpool(settings.instance_dir / "redis-outbox", settings.spool_max_bytes))
+                        settings.stream_maxlen, encode=Reading.to_dict, decode=Reading.from_dict)
+    outbox = Outbox(DiskSpool(settings.instance_dir / "redis-outbox", settings.spool_max_bytes),
+                    encode=Reading.to_dict, decode=Reading.from_dict)
     replicator = Replicator(log, outbox, incarnation, apply, spawn, sleep)
     leadership = Leadership(RedisLease(client, f"{prefix}:leader"), incarnation,
                             settings.leader_lease_s, spawn, sleep)

@@ -14,7 +14,8 @@ from testkit.readings import reading
 
 
 def _log(url: str, maxlen: int = 1000) -> RedisBatchLog:
-    return RedisBatchLog(command_client(url), blocking_client(url, 1.0), "t:readings", maxlen)
+    return RedisBatchLog(command_client(url), blocking_client(url, 1.0), "t:readings", maxlen,
+                         encode=Reading.to_dict, decode=Reading.from_dict)
 
 
 def test_batches_come_back_in_order_with_their_origin_and_exact_timestamps(redis_server):

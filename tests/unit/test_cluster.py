@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from app.adapters.spool import DiskSpool
+from app.domain.records import Reading
 from app.services.cluster.leadership import ACQUIRE_POLL_S, Leadership
 from app.services.cluster.node import ClusterNode
 from app.services.cluster.ports import MemoryLease, MemoryLog, MemoryRoster
@@ -15,8 +16,13 @@ def _no_spawn(fn):
     return None
 
 
+def _outbox(folder):
+    """A readings' outbox, as the cluster builds it (app/adapters/redis_cluster.py)."""
+    return Outbox(DiskSpool(folder, 10_000_000), encode=Reading.to_dict, decode=Reading.from_dict)
+
+
 def _replicator(log, tmp_path, name, applied):
-    outbox = Outbox(DiskSpool(tmp_path / f"outbox-{name}", 10_000_000))
+    outbox = _outbox(tmp_path / f"outbox-{name}")
     return Replicator(log, outbox, name, lambda records, origin: applied.append((origin, records)),
                       _no_spawn, lambda s: None)
 
@@ -64,10 +70,9 @@ def test_an_outage_spools_in_order_and_the_log_gets_everything_once_back(tmp_pat
 
 
 def test_leftovers_of_a_killed_run_go_to_the_log_under_their_old_name(tmp_path):
-    spool = DiskSpool(tmp_path / "outbox", 10_000_000)
-    Outbox(spool).put("a.old", _batch(2))
+    _outbox(tmp_path / "outbox").put("a.old", _batch(2))
     log = MemoryLog()
-    restarted = Replicator(log, Outbox(DiskSpool(tmp_path / "outbox", 10_000_000)), "a.new",
+    restarted = Replicator(log, _outbox(tmp_path / "outbox"), "a.new",
                            lambda r, o: None, _no_spawn, lambda s: None)
     assert restarted._spooling
     restarted.publish(_batch(1))

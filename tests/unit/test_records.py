@@ -47,7 +47,7 @@ def test_the_log_json_is_the_same_in_every_version_both_ways():
 
 
 def test_the_outbox_keeps_records_as_the_log_json(tmp_path):
-    outbox = Outbox(DiskSpool(tmp_path / "outbox", 1 << 20))
+    outbox = Outbox(DiskSpool(tmp_path / "outbox", 1 << 20), encode=Reading.to_dict, decode=Reading.from_dict)
     record = Reading.from_dict(json.loads(LOG_JSON))
     outbox.put("a.1", [record])
     path, origin, records = outbox.oldest()

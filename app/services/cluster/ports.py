@@ -11,8 +11,6 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from app.domain.records import Reading
-
 
 class LogUnavailable(Exception):
     """The shared log (Redis) cannot be reached right now."""
@@ -22,7 +20,7 @@ class LogUnavailable(Exception):
 class LogEntry:
     id: str              # the log's own id, increasing ("<ms>-<seq>" in Redis)
     origin: str          # incarnation of the instance that accepted the batch
-    records: list[Reading]
+    records: list         # readings (app.domain.records.Reading), or shared state's JSON
 
     @property
     def ms(self) -> int:
@@ -33,7 +31,7 @@ class BatchLog(ABC):
     """An append-only, bounded log of accepted batches, read by every instance."""
 
     @abstractmethod
-    def append(self, origin: str, records: list[Reading]) -> str:
+    def append(self, origin: str, records: list) -> str:
         """Add one batch; returns its id. Raises LogUnavailable."""
 
     @abstractmethod
@@ -99,7 +97,7 @@ class MemoryLog(BatchLog):
         self._seq = itertools.count()
         self._cond = threading.Condition()
 
-    def append(self, origin: str, records: list[Reading]) -> str:
+    def append(self, origin: str, records: list) -> str:
         if self.down:
             raise LogUnavailable("log is down")
         with self._cond:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
-from app.domain.records import Reading
 from app.services.cluster.ports import BatchLog, LogEntry, LogUnavailable
 
 logger = logging.getLogger(__name__)
@@ -29,17 +28,27 @@ RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 RANGE_CHUNK = 1000
 
 
+def as_is(record: Any) -> Any:
+    """The codec of a log whose records are JSON already (the shared operator state)."""
+    return record
+
+
 class Outbox:
     """Batches the log could not take yet, on disk (a DiskSpool of JSON), oldest first.
 
-    The records are stored as the log's JSON (`Reading.to_dict`), so an outbox
-    left by an earlier version is read as it was written."""
+    Records are kept as the log's JSON (`encode`/`decode`, as the log's own:
+    Reading.to_dict for readings), so an outbox left by an earlier version
+    is read as it was written."""
 
-    def __init__(self, spool):
+    def __init__(self, spool, *, encode: Callable[[Any], Any] = as_is,
+                 decode: Callable[[Any], Any] = as_is):
         self.spool = spool
+        self.encode = encode
+        self.decode = decode
 
-    def put(self, origin: str, records: list[Reading]) -> None:
-        self.spool.append(json.dumps({"o": origin, "r": [r.to_dict() for r in records]},
+    def put(self, origin: str, records: list) -> None:
+        encode = self.encode
+        self.spool.append(json.dumps({"o": origin, "r": [encode(r) for r in records]},
                                      separators=(",", ":")).encode(), len(records))
 
     def oldest(self):
@@ -48,7 +57,7 @@ class Outbox:
             return None
         path, data = item
         body = json.loads(data)
-        return path, body["o"], [Reading.from_dict(r) for r in body["r"]]
+        return path, body["o"], [self.decode(r) for r in body["r"]]
 
     def remove(self, path) -> None:
         self.spool.remove(path)
@@ -59,7 +68,7 @@ class Outbox:
 
 class Replicator:
     def __init__(self, log: BatchLog, outbox: Outbox, incarnation: str,
-                 apply: Callable[[list[Reading], str], None], spawn: Callable,
+                 apply: Callable[[list, str], None], spawn: Callable,
                  sleep: Callable[[float], None]):
         self.log = log
         self.outbox = outbox
@@ -78,7 +87,7 @@ class Replicator:
         self._running = False
 
     # -- the accepting side -------------------------------------------------------
-    def publish(self, records: list[Reading]) -> None:
+    def publish(self, records: list) -> None:
         """Append an accepted batch to the log, or to the outbox while the log is away."""
         if not self._spooling:
             # No lock around the append: concurrent requests' appends need no
@@ -191,7 +200,7 @@ class Replicator:
         return {"ms_behind": behind_ms, "last_id": last, "applied_id": self.last_id,
                 "length": info["length"], "outbox": self.outbox.pending()}
 
-    def rewrite(self, origin: str, since_ms: int, write: Callable[[list[Reading]], None]) -> int:
+    def rewrite(self, origin: str, since_ms: int, write: Callable[[list], None]) -> int:
         """Write again to history what `origin` accepted since `since_ms`; returns readings.
 
         For an instance that died before its history buffer reached the
