@@ -88,3 +88,32 @@ def test_an_infeasible_problem_answers_why_with_the_demand_it_could_not_meet():
     model.reservoirs[0].min_volume = 0.0
     again = model.solve(RoutingInputs(demand={"Z": 7.0}, volume={"R": 0.0}))
     assert again.status == "optimal" and again.shortfall == {"Z": 0.0} and again.flows["in"] == 10.0
+
+
+def test_a_solver_that_stops_short_answers_degraded_with_its_reason():
+    model = RoutingModel(one_source())
+    model.highs.setOptionValue("time_limit", 0.0)
+    plan = model.solve(RoutingInputs(demand={"Z": 30.0}))
+    assert isinstance(plan.solve_ms, float) and plan.solve_ms >= 0
+    assert plan == RoutingPlan("degraded", None, plan.solve_ms, flows={}, sources={}, shortfall={},
+                               demand={"Z": 30.0}, volume_end={}, message="Time limit reached")
+    model.highs.setOptionValue("time_limit", float("inf"))
+    again = model.solve(RoutingInputs(demand={"Z": 30.0}))
+    assert again.status == "optimal" and again.flows == {"P": 30.0}
+
+
+def test_an_optimal_plan_carries_its_objective_time_and_step(monkeypatch):
+    ticks = iter([5.0, 5.5])
+    monkeypatch.setattr(routing, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    plan = RoutingModel(one_source(), horizon=3, step_h=2.0).solve(RoutingInputs(demand={}, tariff=[8.0]))
+    # Three 2 h steps of 2 ML each, every one at 8 Rs/kWh: 3 x 2 x 5610 Rs.
+    assert plan.objective == pytest.approx(6 * 5610.0) and plan.solve_ms == pytest.approx(500.0)
+    assert plan.step_h == 2.0 and [s.cost for s in plan.steps] == [11220.0] * 3
+
+
+def test_a_solve_writes_nothing_to_the_servers_output(capfd):
+    model = RoutingModel(one_source(), horizon=2)
+    capfd.readouterr()          # HiGHS's banner, once per model
+    model.solve(RoutingInputs(demand={}))
+    model.solve(RoutingInputs(demand={"Z": 500.0}))
+    assert capfd.readouterr() == ("", "")
