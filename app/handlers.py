@@ -18,7 +18,7 @@ from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsRe
                                SourceRefreshed)
 
 from app import wire
-from app.domain.records import Reading
+from app.domain.records import ControlMessage, Reading
 from app.services.controls import LOCAL_ACTIONS
 
 if TYPE_CHECKING:
@@ -122,11 +122,10 @@ def handlers_for(s: Services) -> dict[type[Event], list[Handler]]:
         control = event.control
         if control["action"] in LOCAL_ACTIONS:
             return   # the server's own state: nothing for a device
-        delivery = s.commands.publish(control["target"] or "mode", {
-            "action": control["action"], "target": control["target"], "value": control["value"],
-            "id": control["id"], "timestamp": control["timestamp"]})
-        if delivery:
-            control["command"] = delivery
+        delivery = s.commands.publish(control["target"] or "mode", ControlMessage(
+            control["id"], control["action"], control["target"], control["value"], control["timestamp"]))
+        if delivery is not None:
+            control["command"] = wire.command_summary(delivery)
 
     # -- live views every instance keeps ---------------------------------------------
     def index_sensors(event: ReadingsAccepted | ReadingsReplicated) -> None:

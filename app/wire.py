@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, TypedDict
 
-from app.domain.records import (Action, Alarm, Command, ControlOrder, Decision, LiveReading, PlannedFlow,
-                                PlannedReservoir, PlannedSource, PlannedZone, Reading, Routing)
+from app.domain.records import (Action, Alarm, Command, ControlMessage, ControlOrder, Decision, LiveReading,
+                                PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone, Reading, Routing)
 
 # The only exceptions to snake_case: the original prototype's answers, whose clients
 # read these camelCase fields (../shared/CONTRACT.md). Route (method, rule) -> the fields.
@@ -215,8 +215,8 @@ def control(record: dict, audit: bool = False) -> dict:
     """A control as answered and broadcast; the operator's source address only in the
     audit trail (`audit=True`: GET /api/controls, operators only)."""
     view = _times({k: v for k, v in record.items() if audit or k != "source_ip"}, ("timestamp",))
-    if isinstance(view.get("command"), dict):
-        view["command"] = command_summary(view["command"])
+    if isinstance(view.get("command"), dict):   # the command_summary() of the command it became
+        view["command"] = {k: v for k, v in view["command"].items() if not k.endswith("_ts")}
     return view
 
 
@@ -305,10 +305,16 @@ def command(record: Command) -> dict:
     return view
 
 
-def command_summary(summary: dict) -> dict:
-    """The command a control became, as the control names it: `{id, device_id, state}`
-    (DeviceCommandRouter.publish), with no internal field even if one was added."""
-    return {k: v for k, v in summary.items() if not k.endswith("_ts") and k != "http_fetched"}
+def command_summary(record: Command) -> dict:
+    """The command a control became, as the control names it (its `command`): the
+    control's answer and `control_update` carry it, and it goes with the control record."""
+    return {"id": record.id, "device_id": record.device_id, "state": record.state}
+
+
+def control_message(message: ControlMessage) -> dict:
+    """A control on its target's retained MQTT topic, `{prefix}/control/<target>`."""
+    return {"action": message.action, "target": message.target, "value": message.value,
+            "id": message.id, "timestamp": message.timestamp}
 
 
 def commands(records: Iterable[Command]) -> list[dict]:

@@ -45,7 +45,9 @@ from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 
+from app import wire
 from app.domain.events import DevicePresence, Event
+from app.domain.records import ControlMessage
 from app.services.commands import CommandPublisher
 from app.services.metrics import Metrics
 
@@ -319,8 +321,9 @@ class MqttLink(CommandPublisher):
             self.publish_event(DevicePresence(device_id, state, news=not retained))
 
     # -- the command port ----------------------------------------------------------
-    def publish(self, target: str, command: dict) -> None:
-        self.client.publish(f"{self.prefix}/control/{target}", json.dumps(command), qos=1, retain=True)
+    def publish(self, target: str, message: ControlMessage) -> None:
+        self.client.publish(f"{self.prefix}/control/{target}", json.dumps(wire.control_message(message)),
+                            qos=1, retain=True)
         self.metrics.mqtt_command()
 
     def health(self) -> str:

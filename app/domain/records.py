@@ -141,8 +141,20 @@ class Decision:
 
 
 # -- commands ------------------------------------------------------------------------
-# Controls on a target a registered device drives, on their way to that device
-# (app/services/device_commands.py).
+# Controls on their way to the devices (app/services/commands.py), and the commands of
+# those on a target a registered device drives (app/services/device_commands.py).
+
+@dataclass(slots=True, frozen=True)
+class ControlMessage:
+    """An applied control as it goes out to the devices: retained on the control topic
+    of its target (the desired state a device reads when it connects), or the
+    command of the registered device that drives the target."""
+    id: str                         # the control's id
+    action: str                     # set_valve, set_pump, isolate, restore ...
+    target: str | None
+    value: Any
+    timestamp: str                  # ISO 8601 UTC: when it was applied
+
 
 @dataclass(slots=True)
 class CommandParams:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from app.domain.records import Command, ControlMessage
+
 
 class CommandPublisher(ABC):
     @abstractmethod
-    def publish(self, target: str, command: dict) -> dict | None:
-        """Send the desired state of `target`. Must not block on I/O.
+    def publish(self, target: str, message: ControlMessage) -> Command | None:
+        """Send the desired state of `target` (a link or node id, or `mode`). Must not block on I/O.
 
-        Returns what the control became when that is a tracked command to a
-        registered device (`{"id", "device_id", "state"}`), else None.
+        Returns the command the control became when a registered device drives
+        its target (tracked until the device answers), else None.
         """
 
     def health(self) -> str:
@@ -24,7 +26,7 @@ class CommandPublisher(ABC):
 
 class MemoryCommands(CommandPublisher):
     def __init__(self):
-        self.desired: dict[str, dict] = {}
+        self.desired: dict[str, ControlMessage] = {}
 
-    def publish(self, target: str, command: dict) -> None:
-        self.desired[target] = command
+    def publish(self, target: str, message: ControlMessage) -> None:
+        self.desired[target] = message

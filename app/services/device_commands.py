@@ -30,7 +30,7 @@ import time
 from typing import Callable, Protocol
 
 from app.domain.clock import Clock
-from app.domain.records import Command, CommandParams, CommandStep
+from app.domain.records import Command, CommandParams, CommandStep, ControlMessage
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.commands import CommandPublisher
 from app.services.device_registry import DeviceRegistry
@@ -114,12 +114,12 @@ class CommandBook:
                 logger.exception("command timeout check failed")
 
     # -- creating and sending ------------------------------------------------------
-    def create(self, device: Device, control: dict) -> Command:
-        """The command a control (ControlService's record) becomes for `device`, sent if it can be."""
+    def create(self, device: Device, control: ControlMessage) -> Command:
+        """The command a control becomes for `device`, sent if it can be."""
         now = self.clock()
         command = Command(
-            "cmd-" + secrets.token_hex(6), device.id, control.get("id"), control.get("action"),
-            CommandParams(control.get("target"), control.get("value")), "queued",
+            "cmd-" + secrets.token_hex(6), device.id, control.id, control.action,
+            CommandParams(control.target, control.value), "queued",
             self.registry.timeout_of(device), created_at=iso(now), created_ts=now,
             expires_at=iso(now + self.expiry_s), expires_ts=now + self.expiry_s, updated_at=iso(now),
             history=[CommandStep("queued", iso(now))])
@@ -253,12 +253,11 @@ class DeviceCommandRouter(CommandPublisher):
         self.registry = registry
         self.book = book
 
-    def publish(self, target: str, command: dict) -> dict | None:
-        device = self.registry.device_for_target(command.get("target") or target)
+    def publish(self, target: str, message: ControlMessage) -> Command | None:
+        device = self.registry.device_for_target(message.target or target)
         if device is None:
-            return self.inner.publish(target, command)
-        created = self.book.create(device, command)
-        return {"id": created.id, "device_id": created.device_id, "state": created.state}
+            return self.inner.publish(target, message)
+        return self.book.create(device, message)
 
     def health(self) -> str:
         return self.inner.health()

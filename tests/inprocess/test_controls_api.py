@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import wire
 from tests.inprocess.conftest import OPERATOR_HEADERS
 
 PUMP, VALVE = "P_TAT_WEST", "V_CJF_WEST"
@@ -25,7 +26,7 @@ def test_a_pump_at_any_speed_above_zero_is_running_on_the_network_view(client, s
 def test_an_engine_command_reaches_its_device_and_the_audit_trail(client, bhs):
     control = bhs.controls.issue("set_valve", VALVE, 30.0, "re-route around the leak")
     assert control["target"] == VALVE
-    sent = bhs.commands.desired[VALVE]              # what the retained topic control/<target> holds
+    sent = wire.control_message(bhs.commands.desired[VALVE])   # what the retained topic control/<target> holds
     assert {k: sent[k] for k in ("action", "target", "value", "id")} == \
         {"action": "set_valve", "target": VALVE, "value": 30.0, "id": control["id"]}
     assert "mode" not in bhs.commands.desired

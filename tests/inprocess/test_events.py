@@ -13,7 +13,7 @@ def test_a_failing_control_handler_does_not_turn_an_applied_control_into_an_erro
     assert reply.status_code == 200 and reply.json["ok"] is True
     assert bhs.controls.valve_open["V_CJF_WEST"] == 40.0
     # The other handlers still ran: the device got its command.
-    assert bhs.commands.desired["V_CJF_WEST"]["value"] == 40.0
+    assert bhs.commands.desired["V_CJF_WEST"].value == 40.0
     metrics = client.get("/metrics").text
     assert 'handler_errors_total{event="ControlApplied",handler=' in metrics
     assert "broken" in metrics

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from app.domain.clock import ManualClock
-from app.domain.records import Command, CommandParams, CommandStep
+from app.domain.records import Command, CommandParams, CommandStep, ControlMessage
 from app.errors import Conflict
 from app.services.commands import MemoryCommands
 from app.services.device_commands import CommandBook, DeviceCommandRouter
@@ -45,7 +45,7 @@ def parts():
 
 
 def control(value=40, target="V1"):
-    return {"id": f"c-{value}", "action": "set_valve", "target": target, "value": value}
+    return ControlMessage(f"c-{value}", "set_valve", target, value, "2027-01-15T08:00:00Z")
 
 
 def states(command: Command) -> list[str]:
@@ -124,8 +124,9 @@ def test_the_router_says_which_command_a_control_became(parts):
     inner = MemoryCommands()
     router = DeviceCommandRouter(inner, registry, book)
     became = router.publish("V1", control())
-    assert became == {"id": book.listing(device.id, None, 1)[0].id, "device_id": device.id, "state": "queued"}
-    assert router.publish("V2", control(5, "V2")) is None and inner.desired["V2"]["value"] == 5
+    assert (became.id, became.device_id, became.state) == (book.listing(device.id, None, 1)[0].id, device.id, "queued")
+    assert became.control_id == "c-40" and became.params == CommandParams("V1", 40)
+    assert router.publish("V2", control(5, "V2")) is None and inner.desired["V2"] == control(5, "V2")
 
 
 def test_a_device_is_online_once_it_polls_or_answers_and_back_after_a_silence(parts):

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app import wire
-from app.domain.records import (Action, Alarm, Command, CommandParams, CommandStep, ControlOrder, Decision,
-                                LiveReading, PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone, Reading,
-                                Routing)
+from app.domain.records import (Action, Alarm, Command, CommandParams, CommandStep, ControlMessage, ControlOrder,
+                                Decision, LiveReading, PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone,
+                                Reading, Routing)
 
 NOON = datetime(2026, 12, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
@@ -122,6 +122,7 @@ def test_a_command_on_the_wire_leaves_its_deadlines_inside():
     sent = wire.command(command(last_sent_at="2026-12-01T12:00:01Z", attempts=1))
     assert list(sent)[-1] == "last_sent_at" and sent["last_sent_at"] == "2026-12-01T12:00:01Z"
     assert wire.commands([command()]) == [out]
+    assert wire.command_summary(command()) == {"id": "cmd-1", "device_id": "dev-1", "state": "queued"}
     assert wire.command_request(command()) == {"id": "cmd-1", "method": "set_valve",
                                                "params": {"target": "V1", "value": 40.0}, "timeout_s": 30.0,
                                                "expires_at": "2026-12-02T12:00:00Z"}
@@ -161,3 +162,9 @@ def test_the_routing_plan_comes_back_from_its_wire_shape_unchanged():
     """How the leader's plan reaches the other instances of a cluster."""
     for record in (routing(), Routing(None, "infeasible", "no plan yet", None, 2.5)):
         assert wire.routing_record(wire.routing(record)) == record
+
+
+def test_a_control_on_its_retained_topic_says_what_to_set_and_which_control_it_was():
+    message = ControlMessage("c1-1", "set_valve", "V1", 40.0, "2026-12-01T12:00:00Z")
+    assert list(wire.control_message(message).items()) == [
+        ("action", "set_valve"), ("target", "V1"), ("value", 40.0), ("id", "c1-1"), ("timestamp", "2026-12-01T12:00:00Z")]
