@@ -109,7 +109,7 @@ class LeakFinding:
     excess_mld: float
     inflow: float
     expected: float           # what the city-wide move implies for this zone (MLD)
-    pressure: float
+    pressure: float | None    # None: the zone reports no pressure (a night finding)
     pressure_drop_m: float    # unexplained pressure drop (m)
     duration_s: float         # how long the excess has lasted
     night_flow: float | None = None        # last minimum night flow (MLD)
@@ -120,7 +120,7 @@ class LeakFinding:
         return {"rule": self.rule, "basis": self.basis,
                 "inflow_mld": round(self.inflow, 1), "expected_mld": round(self.expected, 1),
                 "excess_mld": round(self.excess_mld, 1), "excess_pct": round(100 * self.excess, 1),
-                "pressure_m": round(self.pressure, 2), "pressure_drop_m": round(self.pressure_drop_m, 2),
+                "pressure_m": None if self.pressure is None else round(self.pressure, 2), "pressure_drop_m": round(self.pressure_drop_m, 2),
                 "duration_s": round(self.duration_s),
                 "night_flow_mld": None if self.night_flow is None else round(self.night_flow, 1),
                 "night_excess_pct": None if self.night_excess is None else round(100 * self.night_excess, 1)}
@@ -324,7 +324,7 @@ class LeakDetector:
             expected = state.night_share / (1 - state.night_share) * others
             state.last_mnf_excess = mnf / expected - 1
             finding = LeakFinding(zone, True, "night", state.last_mnf_excess, mnf - expected, mnf,
-                                  expected, state.pressure or 0.0, state.unexplained,
+                                  expected, state.pressure, state.unexplained,
                                   (NIGHT_END_H - NIGHT_START_H) * HOUR_S, mnf, state.last_mnf_excess)
             if state.last_mnf_excess > self.night_excess_ratio:
                 if not state.suspected:

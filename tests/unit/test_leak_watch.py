@@ -34,6 +34,9 @@ def test_finding_evidence_is_rounded_for_people():
         "rule": "balance", "basis": "city", "inflow_mld": 330.4, "expected_mld": 300.4, "excess_mld": 30.1,
         "excess_pct": 12.3, "pressure_m": 21.5, "pressure_drop_m": 4.26, "duration_s": 45,
         "night_flow_mld": 81.3, "night_excess_pct": 25.0}
+    fine = finding(pressure=21.5349, pressure_drop_m=4.2649, night_flow=81.3449, night_excess=0.253449).evidence()
+    assert (fine["pressure_m"], fine["pressure_drop_m"], fine["night_flow_mld"], fine["night_excess_pct"]) == (
+        21.53, 4.26, 81.3, 25.3)
     assert finding().evidence()["night_flow_mld"] is None
     assert finding().evidence()["night_excess_pct"] is None
 
@@ -97,14 +100,15 @@ def test_a_suspected_leak_raises_a_warning_with_its_evidence_and_its_clearing_cl
 def test_a_standing_leak_alert_is_refreshed_every_30_s_of_reading_time(watch):
     watch.detector.next = [finding()]
     watch.observe("Z1", "flow", 330.4, 100.0)
-    watch.detector.now = finding(inflow=345.0, expected=301.0, duration_s=75.0)
+    watch.detector.now = finding(inflow=345.04, expected=301.06, duration_s=75.0)
     watch.observe("Z1", "flow", 345.0, 129.9)
     assert watch.alerts.open_alerts()[0].count == 1           # not yet
     watch.observe("Z2", "flow", 100.0, 131.0)                     # another zone's reading: not its refresh
     assert watch.alerts.open_alerts()[0].count == 1
     watch.observe("Z1", "flow", 345.0, 130.0)                     # 30 s after it was raised
     [alert] = watch.alerts.open_alerts()
-    assert alert.count == 2 and alert.value == 345.0 and alert.threshold == 301.0
+    assert alert.count == 2 and alert.value == 345.0 and alert.threshold == 301.1
+    assert (alert.node_id, alert.sensor_id, alert.metric) == ("Z1", None, "flow")
     assert alert.message == "Leak suspected in " + describe(watch.detector.now, "Koramangala")
     assert alert.evidence["duration_s"] == 75
     watch.observe("Z1", "flow", 345.0, 159.0)
@@ -112,6 +116,32 @@ def test_a_standing_leak_alert_is_refreshed_every_30_s_of_reading_time(watch):
     watch.observe("Z1", "flow", 345.0, 160.0)
     assert watch.alerts.open_alerts()[0].count == 3
     assert len(watch.changes_) == 1                               # a refresh is no new transition
+
+
+def test_a_standing_leak_alert_forgotten_by_a_demo_reset_comes_back_whole_at_its_refresh(watch):
+    watch.detector.next = [finding()]
+    watch.observe("Z1", "flow", 330.4, 100.0)
+    watch.alerts.reset("operator")
+    assert watch.alerts.open_alerts() == []
+    watch.detector.now = finding(inflow=345.04, expected=301.06, duration_s=75.0)
+    watch.observe("Z1", "flow", 345.0, 130.0)
+    [alert] = watch.alerts.open_alerts()
+    assert {k: getattr(alert, k) for k in ("subject", "condition", "severity", "message", "node_id", "sensor_id",
+                                  "metric", "value", "threshold", "count")} == {
+        "subject": "Z1", "condition": "leak_suspected", "severity": "warning",
+        "message": "Leak suspected in " + describe(watch.detector.now, "Koramangala"), "node_id": "Z1",
+        "sensor_id": None, "metric": "flow", "value": 345.0, "threshold": 301.1, "count": 1}
+    assert alert.evidence == watch.detector.now.evidence()
+
+
+def test_a_night_leak_clears_after_its_refresh_time_has_passed(watch):
+    watch.detector.next = [finding(rule="night")]
+    watch.observe("Z1", "flow", 330.4, 100.0)
+    watch.observe("Z1", "flow", 330.4, 200.0)           # past the refresh time: a night leak has none
+    watch.detector.next = [finding(rule="night", suspected=False)]
+    watch.observe("Z1", "flow", 300.0, 300.0)
+    assert watch.alerts.open_alerts() == []
+    assert [c[:2] for c in watch.changes_] == [("Z1", True), ("Z1", False)]
 
 
 def test_a_night_leak_is_not_refreshed_from_the_day_rule(watch):
