@@ -66,6 +66,14 @@ def test_each_series_keeps_its_own_tags(history):
     ]
 
 
+def test_each_source_of_a_fused_sensor_is_its_own_series(history):
+    # One sensor reported by its device and by an agency's API: the cached tags are per source too.
+    history.write_readings([reading(), reading(source="api:bwssb", value=119.0)])
+    history.write_readings([reading(source="forecast", value=118.0)])
+    assert [line.split(" ")[0].split(",source=")[1].split(",")[0] for line in written(history)] == \
+        ["sensor", "api:bwssb", "forecast"]
+
+
 def test_an_event_is_written_in_nanoseconds_too(history):
     history.write_event("alert", {"condition": "quality_ph", "node_id": None},
                         {"state": "active", "value": 9, "message": None}, TS)

@@ -137,3 +137,21 @@ def test_a_value_in_range_with_no_alert_open_changes_nothing():
     assert m.open()[("Z.ph", "quality_ph")]["count"] == 1
     m.send("Z.ph", "ph", 7.0, 2)           # clear_after_s 0: the first comfortable value clears
     assert m.open() == {}
+
+
+def test_an_alarm_another_instance_raised_waits_a_whole_window_here_too():
+    # A cluster's leader clears an alarm, a second instance raises it again while it leads
+    # (this one adopts it), then this one leads again: its clearing window starts afresh.
+    m = Monitor(clear_after_s=30)
+    m.send("Z.ph", "ph", 9.2, 0)
+    m.send("Z.ph", "ph", 8.0, 10)
+    m.send("Z.ph", "ph", 8.0, 40)          # cleared here, 30 s comfortably inside
+    assert m.open() == {}
+    peer = AlertBook(lambda event: None, clock=lambda: 100.0)
+    m.alerts.adopt(wire.alert(peer.raise_("Z.ph", "quality_ph", "warning", "ph 9.4 pH above the warning limit 9",
+                                          sensor_id="Z.ph", node_id="Z", metric="ph", value=9.4,
+                                          threshold=9.0)))
+    m.send("Z.ph", "ph", 8.0, 200)         # comfortably inside: the window starts now
+    assert set(m.open()) == {("Z.ph", "quality_ph")}
+    m.send("Z.ph", "ph", 8.0, 230)
+    assert m.open() == {}
