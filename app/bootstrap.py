@@ -176,7 +176,7 @@ def raise_history_alert(alerts: AlertBook, detail: dict) -> None:
 
 
 def _offload(async_mode: str):
-    """Run blocking C work (GDAL's raster reads) on a real OS thread, off the event loop."""
+    """Run blocking C work (GDAL's raster reads, HiGHS's solve) on a real OS thread, off the event loop."""
     if async_mode == "eventlet":
         from eventlet import tpool
         return tpool.execute
@@ -325,7 +325,8 @@ def build_engine(settings: Settings, network: Network, store: DataStore, control
         PlanInputsBuilder(network, store, controls, alerts, leaks, forecaster, Tariff.parse(settings.tariff),
                           settings.local_utc_offset_h, clock),
         Narrator(network, settings.decision_deadband), scheduler, leaks,
-        DecisionBook(store, history, controls, publish, clock=clock), publish, clock=clock)
+        DecisionBook(store, history, controls, publish, clock=clock), publish, clock=clock,
+        offload=_offload(settings.async_mode))
 
 
 def build_what_if(settings: Settings, network: Network, engine: DecisionEngine,

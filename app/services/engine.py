@@ -37,7 +37,8 @@ SUMMARY_ACTIONS = 2
 class DecisionEngine:
     def __init__(self, network: Network, store: DataStore, model: RoutingModel, inputs: PlanInputsBuilder,
                  narrator: Narrator, scheduler: ReplanScheduler, leaks: LeakWatch, book: DecisionBook,
-                 publish: Callable[[Event], None], clock: Clock):
+                 publish: Callable[[Event], None], clock: Clock,
+                 offload: Callable = lambda fn, *args: fn(*args)):
         self.network = network
         self.store = store
         self.model = model
@@ -48,6 +49,9 @@ class DecisionEngine:
         self.book = book
         self.publish = publish
         self.clock = clock
+        # Runs the solve on a real OS thread (HiGHS releases the GIL while it solves), so
+        # under eventlet or gevent a re-plan no longer stalls ingest and /live for its length.
+        self.offload = offload
         self.plan: RoutingPlan | None = None          # last good plan
         self.plan_inputs: RoutingInputs | None = None
         self.confidence: Confidence | None = None
@@ -92,7 +96,7 @@ class DecisionEngine:
                                                 previous.sources if previous else {},
                                                 self.model.horizon, self.model.step_h)
         try:
-            plan = self.model.solve(inputs)
+            plan = self.offload(self.model.solve, inputs)
         except Exception as error:  # a solver failure must not lose the last good plan
             logger.exception("routing solve failed")
             plan = RoutingPlan("degraded", None, 0.0, {}, {}, {}, inputs.demand, {}, message=str(error))
