@@ -70,9 +70,11 @@ class DecisionBook:
         self._record(decision)
         for old in superseded:
             self._changed(old)
-        self.publish_event(DecisionMade(decision))
         if self.controls.mode == "auto":
+            # Applied before it is announced: /live and the cluster learn it as applied
+            # (its history has both states, recommended then applied).
             self._apply(decision, "engine", "engine")
+        self.publish_event(DecisionMade(decision))
         self.on_published(decision)
         return decision
 
@@ -119,7 +121,7 @@ class DecisionBook:
         if origin != "engine":
             self._changed(decision)
         else:
-            self._record(decision)
+            self._record(decision)    # publish() announces it, applied
         return decision
 
     def _set(self, decision: Decision, state: str, operator: str | None) -> None:

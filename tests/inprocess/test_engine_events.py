@@ -29,3 +29,27 @@ def test_operators_apply_and_dismiss_through_the_decision_book(client, bhs):
     assert dismissed.status_code == 200 and dismissed.json["decision"]["state"] == "dismissed"
     again = client.post(f"/api/decisions/{second.id}/apply", headers=OPERATOR_HEADERS)
     assert again.status_code == 409 and again.json["error"]["code"] == "conflict"
+
+
+def test_in_auto_mode_a_decision_is_announced_applied_with_the_controls_it_sent(client, bhs, live):
+    """The feed must not offer Apply for a decision the engine has already applied."""
+    bhs.engine.run_once(["start-up"])
+    assert client.post("/api/control", json={"action": "set_mode", "value": "auto"},
+                       headers=OPERATOR_HEADERS).status_code == 200
+    # Without its largest source, the plan moves water through other valves: the engine commands them.
+    assert client.post("/api/control", json={"action": "isolate", "target": "SRC_CWSS_4"},
+                       headers=OPERATOR_HEADERS).status_code == 200
+    live.get_received("/live")
+    bhs.engine.run_once(["operator isolated SRC_CWSS_4"])
+    events = live.get_received("/live")
+    announced = [m["args"][0] for m in events if m["name"] == "decision"]
+    # The first plan's recommendation, superseded; then the new decision, once, applied.
+    assert [d["state"] for d in announced] == ["superseded", "applied"]
+    announced = announced[-1]
+    assert announced["state_by"] == "engine"
+    sent = [m["args"][0]["id"] for m in events if m["name"] == "control_update" and m["args"][0]["origin"] == "engine"]
+    assert sent and announced["commands"] == sent
+    again = client.post(f"/api/decisions/{announced['id']}/apply", headers=OPERATOR_HEADERS)
+    assert again.status_code == 409
+    history = [e["state"] for e in bhs.history.events("decision", 10) if e["id"] == announced["id"]]
+    assert history == ["applied", "recommended"]        # newest first: both states are audited
