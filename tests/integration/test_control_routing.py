@@ -131,18 +131,19 @@ def test_auto_mode_turns_decisions_into_commands(start_server):
     assert control(server, {"action": "set_mode", "value": "auto"}).json()["control"]["value"] == "auto"
     client = LiveClient(server.url)
     try:
-        # Closing a valve forces the plan to move water through other valves.
-        # South draws 300 MLD: with Gottigere's South valve shut, Gottigere's
-        # water goes to Bommanahalli instead and Kudlu's valve there moves
-        # (West, the earlier scenario, only went short: CJF's valve to West is
-        # already full, so no valve moved and no command went out).
-        requests.post(server.url + "/api/sensors", json=[{"sensor_id": "Z_SOUTH.flow", "value": 300.0}], timeout=5)
-        control(server, {"action": "set_valve", "target": "V_GOTTIGERE_SOUTH", "value": 0})
+        # Without its largest source (Cauvery stage IV, 770 MLD) the plan moves water through
+        # other valves and pumps at any hour. (Closing one valve did not always: whether
+        # another valve moved past the deadband depended on the hour's demand.)
+        control(server, {"action": "isolate", "target": "SRC_CWSS_4"})
         command = client.wait_for(lambda ev: [d for e, d in ev if e == "control_update"
                                               and d["origin"] == "engine"])[0]
         assert command["action"] in ("set_valve", "set_pump") and command["operator"] == "engine"
         audit = requests.get(server.url + "/api/controls", headers=AUTH).json()["controls"]
         assert any(c["origin"] == "engine" for c in audit)
+        # The decision behind it is announced applied, naming the controls it sent.
+        decision = client.wait_for(lambda ev: [d for e, d in ev if e == "decision"
+                                               and command["id"] in (d.get("commands") or [])])[0]
+        assert (decision["state"], decision["state_by"]) == ("applied", "engine")
     finally:
         client.close()
 
