@@ -128,14 +128,14 @@ class LeakFinding:
 
 class LeakDetector:
     def __init__(self, zones: list[str], excess_ratio: float = 0.02, pressure_drop_ratio: float = 0.05,
-                 night_excess_ratio: float = 0.10, utc_offset_h: float = 0.0):
+                 night_excess_ratio: float = 0.10, utc_offset_h: float = 0.0, exact_zones: int = EXACT_ZONES):
         self.excess_ratio = excess_ratio
         self.pressure_drop_ratio = pressure_drop_ratio
         self.night_excess_ratio = night_excess_ratio
         self.utc_offset_h = utc_offset_h
         self.zones = {zone: ZoneState() for zone in zones}
         self._night_open = False
-        self._exact = len(self.zones) <= EXACT_ZONES
+        self._exact = len(self.zones) <= exact_zones
         self._city_at: float | None = None
         # Flow and share sums over zones with a share, their count, median drop, zones judged,
         # and the flow of every zone reporting and their count.
