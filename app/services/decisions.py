@@ -54,6 +54,7 @@ class DecisionBook:
                         state="recommended", state_at=now, evidence=evidence)
 
     def publish(self, decision: Decision) -> Decision:
+        auto = self.controls.mode == "auto"     # one reading: an operator may switch meanwhile
         superseded = []
         with self._lock:
             for old_id in self._open.pop(decision.topic, []):
@@ -64,13 +65,13 @@ class DecisionBook:
             self._by_id[decision.id] = decision
             while len(self._by_id) > KEPT:
                 self._by_id.popitem(last=False)
-            if self.controls.mode != "auto":
+            if not auto:
                 self._open.setdefault(decision.topic, []).append(decision.id)
         self.store.add_decisions([decision])
         self._record(decision)
         for old in superseded:
             self._changed(old)
-        if self.controls.mode == "auto":
+        if auto:
             # Applied before it is announced: /live and the cluster learn it as applied
             # (its history has both states, recommended then applied).
             self._apply(decision, "engine", "engine")
