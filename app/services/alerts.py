@@ -374,7 +374,7 @@ def adopted(data: dict) -> Alarm:
         shelved_by=data.get("shelved_by"), shelve_reason=data.get("shelve_reason"),
         count=data.get("count", 0), updated_at=data.get("updated_at"),
         escalated_at=data.get("escalated_at"), last_action=data.get("last_action"),
-        last_action_by=data.get("last_action_by"), restored=data.get("restored", False),
+        last_action_by=data.get("last_action_by"), restored=bool(data.get("restored")),
         sensor_id=data.get("sensor_id"), node_id=data.get("node_id"), metric=data.get("metric"),
         value=data.get("value"), threshold=data.get("threshold"), evidence=data.get("evidence"),
         device_id=data.get("device_id"))

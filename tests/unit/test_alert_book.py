@@ -1,6 +1,8 @@
 """The alert book's records as clients see them, and the event each transition publishes."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app import wire
@@ -284,3 +286,75 @@ def test_restore_goes_past_done_alarms_and_older_alarms_of_a_condition_already_r
     assert book.restore(events) == 2
     assert {(a.id, a.message, a.alarm_state) for a in book.listing(False)} == {
         ("a-2", "new", "active_unacknowledged"), ("a-3", "", "cleared_unacknowledged")}
+
+
+def test_another_instance_sees_an_alarm_exactly_as_the_one_that_changed_it():
+    """What one instance shares (wire.alert) the other adopts and answers field for field."""
+    clock, published = Clock(), []
+    here = AlertBook(published.append, clock=clock)
+    there = AlertBook(lambda event: None, clock=clock)
+    here.raise_("Z1", "leak_suspected", "warning", "Leak suspected in South", node_id="Z1", sensor_id="Z1.flow",
+                metric="flow", value=330.4, threshold=300.4, evidence={"rule": "balance", "excess_mld": 30.0},
+                device_id="box-1")
+    clock.now += 10
+    alarm = here.raise_("Z1", "leak_suspected", "critical", "Leak suspected in South, growing", node_id="Z1",
+                        sensor_id="Z1.flow", metric="flow", value=350.0, threshold=300.4,
+                        evidence={"rule": "balance", "excess_mld": 50.0}, device_id="box-1")
+    clock.now += 10
+    here.acknowledge(alarm.id, "ops")
+    here.shelve(alarm.id, "lead", 600, "crew on site")
+    for event in published:                       # each transition, as share_alert sends it
+        there.adopt(wire.alert(event.alert))
+    shared = wire.alert(here.get(alarm.id))
+    assert shared["escalated_at"] == iso(T0 + 10) and shared["shelved_until"] == iso(T0 + 620)
+    assert wire.alert(there.get(alarm.id)) == shared
+    assert wire.alert(there.listing(False)[0]) == shared and there.summary() == here.summary()
+    clock.now += 600                              # the adopted shelf ends on time there too
+    assert [a.last_action for a in there.expire_shelves()] == ["shelf_expired"]
+    # Cleared and acknowledged there: archived, and still answered field for field.
+    here.clear("Z1", "leak_suspected")
+    there.adopt(wire.alert(here.get(alarm.id)))
+    assert there.listing(False) == [] and wire.alert(there.get(alarm.id)) == wire.alert(here.get(alarm.id))
+    # An alarm this instance reopened from history is `restored` there too once it changes.
+    here.restore([{"id": "r-1", "subject": "s1", "condition": "quality_ph", "alarm_state": "active_unacknowledged",
+                   "severity": "major", "raised_at": "2023-11-14T20:00:00Z", "message": "pH 9.4"}])
+    there.adopt(wire.alert(here.acknowledge("r-1", "ops")))
+    assert wire.alert(there.get("r-1"))["restored"] is True
+    assert wire.alert(there.get("r-1")) == wire.alert(here.get("r-1"))
+
+
+def test_an_adopted_alarm_with_only_the_essentials_answers_with_the_defaults(book):
+    book.adopt({"id": "x-1", "subject": "s", "condition": "c", "severity": "minor", "active": True,
+                "acknowledged": False})
+    assert wire.alert(book.get("x-1")) == {
+        "id": "x-1", "condition": "c", "subject": "s", "severity": "minor", "active": True,
+        "acknowledged": False, "raised_at": None, "acknowledged_by": None, "acknowledged_at": None,
+        "cleared_at": None, "shelved": False, "shelved_until": None, "shelved_by": None,
+        "shelve_reason": None, "count": 0, "message": "", "sensor_id": None, "node_id": None,
+        "metric": None, "value": None, "threshold": None, "state": "active",
+        "alarm_state": "active_unacknowledged"}
+    # A shelf end without the shelf (never sent so) does not shelve it.
+    book.adopt({"id": "x-2", "subject": "s2", "condition": "c", "severity": "minor", "active": True,
+                "acknowledged": False, "shelved": False, "shelved_until": "2023-11-14T22:14:20Z"})
+    assert book.get("x-2").shelved is False and book.summary()["shelved"] == 0
+
+
+def test_alarm_ids_are_never_reused_by_a_restarted_or_another_instance(book):
+    # Two books started in the same second: a restart, or a second instance of a cluster.
+    again = AlertBook(lambda event: None, clock=book.clock_)
+    first, second = raise_ph(book).id, raise_ph(again).id
+    assert first != second
+    for alarm_id in (first, second):     # `<start second in hex><random>-<n>`, n counting from 1
+        assert re.fullmatch(rf"{int(T0):x}[0-9a-f]{{6}}-1", alarm_id), alarm_id
+    assert book.raise_("other", "c", "warning", "w").id == first[:-1] + "2"
+
+
+def test_an_alarm_handed_out_is_a_snapshot_later_steps_do_not_change(book):
+    """An answer being written (or a handler's event, on another thread) keeps the trail it was given."""
+    alarm = raise_ph(book)
+    seen = book.get(alarm.id)
+    book.acknowledge(alarm.id, "ops")
+    book.shelve(alarm.id, "ops", 60)
+    assert [e["action"] for e in wire.alert(seen, events=True)["events"]] == ["raised"]
+    assert (seen.acknowledged, seen.shelved, [e.action for e in book.published_[0].alert.events]) == \
+        (False, False, ["raised"])
