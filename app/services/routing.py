@@ -116,8 +116,10 @@ class RoutingPlan:
 def horizon_within(network: Network, wanted: int, max_columns: int) -> int:
     """The longest horizon (<= `wanted` steps) whose LP has at most `max_columns` variables:
     a re-plan must not stall the server on a network of thousands of links."""
+    # A step's columns: each link's flow, each source's output, each zone's shortfall, and each
+    # reservoir's volume and how far it is below its reserve.
     per_step = len(network.links) + len(network.of_kind("source")) + len(network.of_kind("zone")) \
-        + len(network.of_kind("reservoir"))
+        + 2 * len(network.of_kind("reservoir"))
     fixed = len(network.of_kind("reservoir")) + 2 * len(network.links)
     return max(1, min(wanted, (max_columns - fixed) // max(per_step, 1)))
 

@@ -117,3 +117,23 @@ def test_a_solve_writes_nothing_to_the_servers_output(capfd):
     model.solve(RoutingInputs(demand={}))
     model.solve(RoutingInputs(demand={"Z": 500.0}))
     assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("shape", ["zone only", "one source", "reservoirs"])
+def test_the_longest_horizon_within_the_column_budget_is_chosen(shape):
+    nets = {
+        "zone only": network([node("Z", "zone", demand=5, priority=1)], []),
+        "one source": one_source(),
+        "reservoirs": network(
+            [node("S", "source", capacity=100), node("R1", "reservoir", volume=5, min_volume=0, max_volume=10),
+             node("R2", "reservoir", volume=5, min_volume=0, max_volume=10), node("Z", "zone", demand=24, priority=1)],
+            [link("a", "S", "R1", 100), link("b", "S", "R2", 100), link("c", "R1", "Z", 100),
+             link("d", "R2", "Z", 100)]),
+    }
+    net = nets[shape]
+    for budget in (12, 40, 97, 250):
+        steps = routing.horizon_within(net, 1000, budget)
+        # The most steps that fit, and never fewer than one.
+        assert budget < RoutingModel(net, horizon=steps + 1).nvars
+        assert RoutingModel(net, horizon=steps).nvars <= budget or steps == 1
+    assert routing.horizon_within(net, 4, 250) == 4            # never more than wanted
