@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from app.domain.records import Alarm
 
-# Points lost per open alert by severity, per zone in shortfall, and for stale
-# sensors (scaled by their share). Caps keep one kind of trouble from hiding others.
-ALERT_PENALTY = {"warning": 5, "critical": 20}
+# Points lost per open alert by severity (every ISA-18.2 severity the alert book
+# takes, app/services/alerts.py), per zone in shortfall, and for stale sensors
+# (scaled by their share). Caps keep one kind of trouble from hiding others.
+ALERT_PENALTY = {"warning": 5, "minor": 8, "major": 12, "critical": 20}
 ALERT_CAP = 60
 SHORTFALL_PENALTY = 10
 SHORTFALL_CAP = 40
