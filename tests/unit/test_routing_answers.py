@@ -137,3 +137,35 @@ def test_the_longest_horizon_within_the_column_budget_is_chosen(shape):
         assert budget < RoutingModel(net, horizon=steps + 1).nvars
         assert RoutingModel(net, horizon=steps).nvars <= budget or steps == 1
     assert routing.horizon_within(net, 4, 250) == 4            # never more than wanted
+
+
+def two_reservoirs():
+    """R1 (8-10 ML, now 9: reserve 8.3) and R2 (13-20 ML, now 16: reserve 14.05) can feed Z by
+    gravity, or S can pump to it (1 kWh/m3). Both targets (60 % of the top) lie below the minimum."""
+    return network([node("S", "source", capacity=200),
+                    node("R1", "reservoir", volume=9.0, min_volume=8.0, max_volume=10.0),
+                    node("R2", "reservoir", volume=16.0, min_volume=13.0, max_volume=20.0),
+                    node("Z", "zone", demand=24, priority=1)],
+                   [link("p", "S", "Z", 200, kind="pump", energy=1.0), link("o1", "R1", "Z", 200),
+                    link("o2", "R2", "Z", 200)])
+
+
+def test_each_reservoir_keeps_its_own_reserve_in_every_step():
+    # Three hours of 1 ML: pumping costs 15,000 Rs/ML at 15 Rs/kWh, less than a step below a
+    # reserve (20,000 Rs/ML), so each reservoir gives what it has above its reserve, no more.
+    plan = RoutingModel(two_reservoirs(), horizon=3).solve(RoutingInputs(demand={}, tariff=[15.0]))
+    last = plan.steps[-1]
+    assert last.volume_end == {"R1": pytest.approx(8.3), "R2": pytest.approx(14.05)}
+    assert all(s.volume_end["R1"] >= 8.3 - 1e-6 and s.volume_end["R2"] >= 14.05 - 1e-6 for s in plan.steps)
+    # 3 ML wanted, 2.65 ML above the reserves: 0.35 ML pumped, 350 kWh.
+    assert sum(s.energy_kwh for s in plan.steps) == pytest.approx(350.0, abs=0.2)
+    assert plan.objective == pytest.approx(350.0 * 15)
+
+
+def test_below_the_reserve_costs_the_same_in_every_reservoir():
+    # No source: Z's 3 ML in the hour take 2.65 ML above the reserves and 0.35 ML below them,
+    # from either reservoir, at 20,000 Rs/ML.
+    plan = RoutingModel(two_reservoirs()).solve(RoutingInputs(demand={"Z": 72.0}, isolated={"S"}))
+    assert plan.shortfall == {"Z": 0.0}
+    assert plan.volume_end["R1"] + plan.volume_end["R2"] == pytest.approx(22.0)
+    assert plan.objective == pytest.approx(0.35 * 20_000)
