@@ -317,15 +317,19 @@ def minute_city(exact_zones, bases=ZONES, rounds=30):
     assert found == []
     for k in range(rounds, rounds + 3):       # B leaks while the whole city's pressure falls 2 m
         found += round_(60.0 * k, 1.0, leak=0.1 * bases["B"], city_drop=2.0)
+    for k in range(rounds + 3, rounds + 8):   # repaired
+        found += round_(60.0 * k, 1.0, city_drop=2.0)
     return found
 
 
 @pytest.mark.parametrize("path", list(PATHS))
 def test_zones_reporting_once_a_minute_are_compared_with_each_other(path):
     """A reading exactly FRESH_S old still counts, so B is judged against the city, and the
-    city-wide part of its pressure drop (the median of the others') is taken out."""
-    [f] = minute_city(PATHS[path])
+    city-wide part of its pressure drop (the median of the others') is taken out. Once
+    repaired, it clears within minutes."""
+    f, cleared = minute_city(PATHS[path])
     assert (f.zone, f.suspected, f.basis) == ("B", True, "city")
+    assert (cleared.zone, cleared.suspected) == ("B", False)
     assert f.expected == pytest.approx(ZONES["B"], rel=0.03)
     assert f.excess_mld == pytest.approx(0.1 * ZONES["B"], rel=0.3)
     assert f.pressure_drop_m == pytest.approx(5.0, abs=0.8)
@@ -338,7 +342,8 @@ def rounds(detector, rng, first, count, **kw):
 
 def test_a_leak_is_timed_from_its_start_and_its_standing_evidence_follows_it(warmed):
     """A transient in B two minutes before does not start the leak's clock; the
-    finding's duration counts from the leak's first reading, and a standing leak's current
+    finding's duration counts from the leak's first reading (its inflow shows before its
+    pressure), and a standing leak's current
     evidence (what its refreshed alert shows) keeps counting. Once repaired, a new leak in B
     is raised again, timed from its own start."""
     detector, rng = warmed
@@ -346,7 +351,8 @@ def test_a_leak_is_timed_from_its_start_and_its_standing_evidence_follows_it(war
     assert rounds(detector, rng, k, 3, leaks={"B": (20.0, 6.0)}) == []      # a transient: both signals, briefly
     assert rounds(detector, rng, k + 3, 24) == []
     start = 5 * (k + 27)
-    [(t, f)] = rounds(detector, rng, k + 27, 20, leaks={"B": (30.0, 5.0)})
+    assert rounds(detector, rng, k + 27, 2, leaks={"B": (30.0, 0.0)}) == []   # its inflow first,
+    [(t, f)] = rounds(detector, rng, k + 29, 18, leaks={"B": (30.0, 5.0)})   # then its pressure
     assert (f.zone, f.suspected, f.rule) == ("B", True, "balance")
     assert f.duration_s == t - start and 30 <= f.duration_s <= 45
     now = 5 * (k + 47)
@@ -360,6 +366,27 @@ def test_a_leak_is_timed_from_its_start_and_its_standing_evidence_follows_it(war
     again = 5 * (k + 78)
     [(t, f)] = rounds(detector, rng, k + 78, 20, leaks={"B": (30.0, 5.0)})
     assert (f.zone, f.suspected) == ("B", True) and f.duration_s == t - again
+
+
+def test_a_burst_is_raised_when_it_has_held_for_confirm_s(warmed):
+    """A burst large enough to show in both signals at its first readings is raised after
+    holding CONFIRM_S (30 s), not a reading later."""
+    detector, rng = warmed
+    [(t, f)] = rounds(detector, rng, WARM_ROUNDS, 10, leaks={"B": (150.0, 15.0)})
+    assert (f.zone, f.suspected) == ("B", True)
+    assert t == 5 * WARM_ROUNDS + 30 and f.duration_s == 30
+
+
+def test_a_city_wide_supply_cut_is_no_leak_and_no_error(warmed):
+    """Every zone's inflow falls to nothing (an intermittent supply's off hours): no share
+    is learned from a city that draws nothing, nothing is raised, nothing fails."""
+    detector, rng = warmed
+    found = []
+    for k in range(WARM_ROUNDS, WARM_ROUNDS + 20):
+        for zone, base in ZONES.items():
+            found += detector.observe(zone, "flow", 0.0, 5 * k)
+            found += detector.observe(zone, "pressure", 5.0, 5 * k)
+    assert found == [] and detector.suspected() == {}
 
 
 def test_current_evidence_needs_both_readings_of_the_zone():
