@@ -100,14 +100,14 @@ def test_a_suspected_leak_raises_a_warning_with_its_evidence_and_its_clearing_cl
 def test_a_standing_leak_alert_is_refreshed_every_30_s_of_reading_time(watch):
     watch.detector.next = [finding()]
     watch.observe("Z1", "flow", 330.4, 100.0)
-    watch.detector.now = finding(inflow=345.04, expected=301.06, duration_s=75.0)
+    watch.detector.now = finding(inflow=345.26, expected=301.06, duration_s=75.0)
     watch.observe("Z1", "flow", 345.0, 129.9)
     assert watch.alerts.open_alerts()[0].count == 1           # not yet
     watch.observe("Z2", "flow", 100.0, 131.0)                     # another zone's reading: not its refresh
     assert watch.alerts.open_alerts()[0].count == 1
     watch.observe("Z1", "flow", 345.0, 130.0)                     # 30 s after it was raised
     [alert] = watch.alerts.open_alerts()
-    assert alert.count == 2 and alert.value == 345.0 and alert.threshold == 301.1
+    assert alert.count == 2 and alert.value == 345.3 and alert.threshold == 301.1
     assert (alert.node_id, alert.sensor_id, alert.metric) == ("Z1", None, "flow")
     assert alert.message == "Leak suspected in " + describe(watch.detector.now, "Koramangala")
     assert alert.evidence["duration_s"] == 75
@@ -123,14 +123,14 @@ def test_a_standing_leak_alert_forgotten_by_a_demo_reset_comes_back_whole_at_its
     watch.observe("Z1", "flow", 330.4, 100.0)
     watch.alerts.reset("operator")
     assert watch.alerts.open_alerts() == []
-    watch.detector.now = finding(inflow=345.04, expected=301.06, duration_s=75.0)
+    watch.detector.now = finding(inflow=345.26, expected=301.06, duration_s=75.0)
     watch.observe("Z1", "flow", 345.0, 130.0)
     [alert] = watch.alerts.open_alerts()
     assert {k: getattr(alert, k) for k in ("subject", "condition", "severity", "message", "node_id", "sensor_id",
                                   "metric", "value", "threshold", "count")} == {
         "subject": "Z1", "condition": "leak_suspected", "severity": "warning",
         "message": "Leak suspected in " + describe(watch.detector.now, "Koramangala"), "node_id": "Z1",
-        "sensor_id": None, "metric": "flow", "value": 345.0, "threshold": 301.1, "count": 1}
+        "sensor_id": None, "metric": "flow", "value": 345.3, "threshold": 301.1, "count": 1}
     assert alert.evidence == watch.detector.now.evidence()
 
 
