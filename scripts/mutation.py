@@ -3,6 +3,8 @@
     python scripts/mutation.py                 # every module, from scratch (about 25 min on 2 cores)
     python scripts/mutation.py wqi controls    # some modules
     python scripts/mutation.py --report        # only the table of the last run (mutants/*.meta)
+    python scripts/mutation.py --keep          # resume: only mutants not judged yet (new or changed functions)
+    python scripts/mutation.py --rejudge wqi   # judge a module's survivors again after adding tests
 
 mutmut's settings (which files, which tests) are in setup.cfg. Each mutant is
 judged by the unit and in-process tests that reach the mutated function. The
@@ -35,6 +37,8 @@ MODULES = {
     "wqi": ("app/services/wqi.py", ["app.services.wqi.*"]),
     "controls": ("app/services/controls.py", ["app.services.controls.*"]),
     "influx_text": ("app/adapters/influx_text.py", ["app.adapters.influx_text.*"]),
+    # The records' own logic: an alarm's states, the reading's JSON between instances.
+    "records": ("app/domain/records.py", ["app.domain.records.*"]),
     "influx_lines": ("app/adapters/influx.py", ["app.adapters.influx.xǁInfluxHistoryǁwrite_readings__*",
                                                 "app.adapters.influx.xǁInfluxHistoryǁwrite_event__*"]),
 }
@@ -124,7 +128,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
     parser.add_argument("--report", action="store_true", help="only print the table of the last run")
-    parser.add_argument("--keep", action="store_true", help="resume the last run instead of starting afresh")
+    parser.add_argument("--keep", action="store_true",
+                        help="resume the last run: judge only mutants with no result yet, of every module")
     parser.add_argument("--rejudge", action="store_true",
                         help="judge the last run's survivors again (after new tests), keeping what was killed")
     args = parser.parse_args()
@@ -135,7 +140,15 @@ def main() -> int:
     if not args.report:
         if not (args.keep or args.rejudge):
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        else:
+            # Tests or functions changed since the last run: map tests to functions again
+            # (mutmut otherwise keeps its old map, and a new function has no test in it).
+            (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         patterns = [p for m in modules for p in MODULES[m][1]]
+        if args.keep:
+            # mutmut judges again every mutant a name or pattern matches, killed ones too;
+            # without names it judges only those with no result yet (of every module).
+            patterns = []
         if args.rejudge:
             patterns = [name for m in modules for name in forget_survivors(m)]
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(CHILDREN), *patterns],

@@ -61,3 +61,18 @@ def test_a_record_has_only_its_fields():
     with pytest.raises(AttributeError):
         record.qualty = "bad"
     assert not hasattr(record, "__dict__")
+
+
+@pytest.mark.parametrize("source", ["api:bwssb", "satellite:sentinel2", "forecast"])
+def test_another_sources_reading_keeps_its_source_through_the_log(source):
+    """Fusion on the receiving instance ranks it by its source; read as a device's it would win."""
+    record = Reading.from_dict({**json.loads(LOG_JSON), "source": source})
+    assert record.source == source
+    assert Reading.from_dict(record.to_dict()) == record
+
+
+def test_a_record_without_a_metric_reads_as_the_plain_value_metric():
+    """As the pipeline names a reading whose device and registry say nothing of its metric."""
+    data = {k: v for k, v in json.loads(LOG_JSON).items() if k != "metric"}
+    assert Reading.from_dict(data).metric == "value"
+    assert Reading.from_dict({**data, "metric": None}).metric == "value"
