@@ -112,6 +112,7 @@ def test_a_zone_reporting_alone_is_judged_against_its_own_level():
         found += detector.observe("B", "flow", 380.0, t)
         found += detector.observe("B", "pressure", 18.5, t)
     assert [(f.zone, f.basis, f.suspected) for f in found] == [("B", "own", True)]
+    assert found[0].expected == pytest.approx(301.0, abs=1.0)   # its level before the burst (300-302)
 
 
 def test_either_signal_alone_is_not_a_leak(warmed):
@@ -134,19 +135,22 @@ NIGHT_FROM_S, NIGHT_READINGS, NIGHT_STEP_S = (1 + 50 / 60) * 3600, 71, 120
 NIGHT_USE = 0.45
 
 
-def night(detector, day, rng, extra=None, zones=ZONES, pressures=ZONES, drops=None):
+def night(detector, day, rng, extra=None, zones=ZONES, pressures=ZONES, drops=None, timed=False, early=None):
     """One night's readings, from 01:50 to 04:10 UTC of `day`: each zone of `zones` at its night
-    use (plus `extra` MLD), and the pressure of those in `pressures` (less `drops` m)."""
-    extra, drops, found = extra or {}, drops or {}, []
+    use (plus `extra` MLD, and from 03:30 `early` MLD), and the pressure of those in `pressures`
+    (less `drops` m). The findings, with their time if `timed`."""
+    extra, drops, early, found = extra or {}, drops or {}, early or {}, []
     for k in range(NIGHT_READINGS):
         t = day * DAY_S + NIGHT_FROM_S + NIGHT_STEP_S * k
         for zone in zones:
             base = ZONES[zone]
             flow = base * NIGHT_USE * (1 + rng.gauss(0, 0.005)) + extra.get(zone, 0.0)
-            found += detector.observe(zone, "flow", flow, t)
+            if t >= day * DAY_S + 3.5 * 3600:
+                flow += early.get(zone, 0.0)
+            found += [(t, f) for f in detector.observe(zone, "flow", flow, t)]
             if zone in pressures:
-                found += detector.observe(zone, "pressure", pressure(flow, base, drops.get(zone, 0.0)), t)
-    return found
+                found += [(t, f) for f in detector.observe(zone, "pressure", pressure(flow, base, drops.get(zone, 0.0)), t)]
+    return found if timed else [f for _, f in found]
 
 
 # E's night flow 20% up: too small for the day rule, and no pressure signature.
@@ -156,10 +160,12 @@ E_NIGHT_LEAK = 0.2 * ZONES["E"] * NIGHT_USE
 def test_a_small_leak_shows_in_the_minimum_night_flow():
     """A leak too small for the day rule (no pressure signature) is seen at night, with its evidence;
     an ordinary night clears it, and a new leak is raised again."""
-    detector = LeakDetector(list(ZONES), utc_offset_h=0.0)
+    detector = LeakDetector(list(ZONES))           # local time is UTC by default
     rng = random.Random(5)
     assert night(detector, 0, rng) + night(detector, 1, rng) == []       # learns the night shares
-    found = night(detector, 2, rng, extra={"E": E_NIGHT_LEAK})
+    timed = night(detector, 2, rng, extra={"E": E_NIGHT_LEAK}, timed=True)
+    assert [t for t, _ in timed] == [2 * DAY_S + 4 * 3600]        # judged at the 04:00 reading
+    found = [f for _, f in timed]
     assert [(f.zone, f.rule, f.suspected) for f in found] == [("E", "night", True)]
     usual = ZONES["E"] * NIGHT_USE
     f = found[0]
@@ -200,6 +206,16 @@ def test_a_night_rise_of_exactly_the_ratio_is_not_a_leak():
     rng = random.Random(8)
     night(exact, 0, rng), night(exact, 1, rng)
     assert night(exact, 2, rng, extra={"E": E_NIGHT_LEAK}) == []
+
+
+def test_early_risers_are_not_a_night_leak():
+    """From 03:30 E draws 30% more (its morning starts early): the minimum of the rolling
+    mean over the window, not its last value, is the night's flow, so nothing is raised."""
+    detector = LeakDetector(list(ZONES), utc_offset_h=0.0)
+    rng = random.Random(15)
+    early = {"E": 0.3 * ZONES["E"] * NIGHT_USE}
+    assert night(detector, 0, rng) + night(detector, 1, rng) + night(detector, 2, rng, early=early) == []
+    assert detector.zones["E"].last_mnf == pytest.approx(ZONES["E"] * NIGHT_USE, rel=0.02)
 
 
 def test_a_lasting_small_rise_of_night_use_is_learned_not_flagged():
@@ -283,19 +299,30 @@ class CountingZones(dict):
         return super().items()
 
 
-def test_a_large_city_walks_its_zones_once_a_second_not_once_a_reading():
-    """The cached sums are refreshed when a second of readings has passed, and only then."""
-    bases = {f"Z{i}": 100.0 + 5 * i for i in range(51)}
+def walks_per_round(zones, start=10 * 3600.0):
+    """How often the detector walks all its zones in each of ten rounds of readings a second
+    apart, from 10:00 UTC (after the night window)."""
+    bases = {f"Z{i}": 100.0 + 5 * i for i in range(zones)}
     detector = LeakDetector(list(bases))
     detector.zones = CountingZones(detector.zones)
     walks = []
-    for t in range(10):                       # a round of readings every second
+    for t in range(10):
         before = detector.zones.walks
         for zone, base in bases.items():
-            detector.observe(zone, "flow", base, float(t))
-            detector.observe(zone, "pressure", pressure(base, base), float(t))
+            detector.observe(zone, "flow", base, start + t)
+            detector.observe(zone, "pressure", pressure(base, base), start + t)
         walks.append(detector.zones.walks - before)
-    assert all(0 < w <= 3 for w in walks), walks
+    return walks
+
+
+def test_a_large_city_walks_its_zones_once_a_second_not_once_a_reading():
+    """Past EXACT_ZONES the cached sums are refreshed when a second of readings has passed, and
+    only then; the night window is closed once, at the first reading from 04:00 (two walks
+    more), not at every reading of the day. Up to EXACT_ZONES each reading compares its
+    zone with all the others."""
+    walks = walks_per_round(EXACT_ZONES + 1, start=4 * 3600.0 - 3)     # 03:59:57, ..., 04:00:06
+    assert all(0 < w <= 3 for w in walks[:3] + walks[4:]) and walks[3] <= 5, walks
+    assert min(walks_per_round(EXACT_ZONES)) > 2 * EXACT_ZONES
 
 
 def minute_city(exact_zones, bases=ZONES, rounds=30):
@@ -452,14 +479,15 @@ SEVEN = {**ZONES, "F": 220.0, "G": 160.0}
 
 
 @pytest.mark.parametrize("path, silent, city_part_removed", [
-    ("exact", "DEF", True), ("cached", "DEF", True), ("exact", "CDEF", False)],
-    ids=["exact-three-live", "cached-three-live", "exact-two-live"])
+    ("exact", "DEF", True), ("cached", "CDEF", True), ("exact", "CDEF", False)],
+    ids=["exact-three-live", "cached-two-live-and-itself", "exact-two-live"])
 def test_a_city_wide_pressure_fall_is_judged_on_the_zones_whose_pressure_reports(path, silent, city_part_removed):
     """The whole city's pressure falls 2 m while B leaks (5 m). Zones whose pressure sensors
     went silent over a minute ago do not count in the city's median drop: with three others
     reporting, the median (2 m) is taken out of B's drop; with two, too few to tell, B's whole
     unexplained drop stands. (The cached sums count the zone itself among those reporting,
-    which a city past EXACT_ZONES with a handful of pressure sensors left would not notice.)"""
+    which a city past EXACT_ZONES with a handful of pressure sensors left would not notice:
+    there two others and B make the three.)"""
     rng = random.Random(12)
     detector = LeakDetector(list(SEVEN), exact_zones=PATHS[path])
     found = []
@@ -504,9 +532,12 @@ def test_a_network_of_small_districts_is_compared_with_the_city():
     """Districts of a few hundred connections draw a fraction of an MLD each (the whole
     network here 0.54 MLD): their shares are learned all the same."""
     small = {zone: base / 2000 for zone, base in ZONES.items()}
-    [f] = leak_after_short_warm_up(LeakDetector(list(small)), small, random.Random(13))
+    detector = LeakDetector(list(small))
+    [f] = leak_after_short_warm_up(detector, small, random.Random(13))
     assert (f.zone, f.suspected, f.basis) == ("B", True, "city")
     assert f.expected == pytest.approx(small["B"], rel=0.03)
+    # Its curve is learned on its own flows' scale: the leak's own 5 m is what is unexplained.
+    assert detector.current("B", 5 * 79).pressure_drop_m == pytest.approx(5.0, abs=0.5)
 
 
 def test_a_start_up_in_the_supplys_off_hours_is_no_error_and_the_leak_is_found_after():
@@ -533,3 +564,35 @@ def test_readings_faster_than_once_a_second_are_smoothed_by_their_time(warmed):
         detector.observe("B", "flow", 450.0, t0 + 0.1 * j)
     moved = (450.0 - before) * (1 - math.exp(-1.0 / SMOOTH_TAU_S))
     assert detector.current("B", t0 + 1.0).inflow == pytest.approx(before + moved, rel=1e-6)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_zone_is_compared_with_the_city_while_three_others_report(path, warmed_once):
+    """E's inflow meter goes silent: B still has three others and is judged against the city;
+    once D's goes silent too, B has two and is judged against its own level."""
+    for silent, basis in (("E", "city"), ("DE", "own")):
+        detector = LeakDetector(list(ZONES), exact_zones=PATHS[path])
+        detector.zones = copy.deepcopy(warmed_once[0].zones)
+        rng = random.Random(16)
+        found = []
+        for k in range(WARM_ROUNDS, WARM_ROUNDS + 40):
+            for zone, base in ZONES.items():
+                if zone in silent:
+                    continue
+                leak = k >= WARM_ROUNDS + 20 and zone == "B"
+                flow = base * (1 + rng.gauss(0, 0.01)) + (30.0 if leak else 0.0)
+                found += detector.observe(zone, "flow", flow, 5 * k)
+                found += detector.observe(zone, "pressure", pressure(flow, base, 5.0 if leak else 0.0), 5 * k)
+        assert [(f.zone, f.basis) for f in found] == [("B", basis)], silent
+
+
+def test_a_zone_is_judged_from_its_sixth_paired_reading():
+    """WARM_UP_READINGS paired flow and pressure readings, then the zone has evidence."""
+    detector = LeakDetector(list(ZONES))
+    pairs = []
+    for k in range(5):
+        for metric, value in (("flow", 300.0), ("pressure", 24.0)):
+            detector.observe("B", metric, value, 5 * k)
+            pairs.append(detector.current("B", 5 * k) is not None)
+    # The first flow has no pressure to pair with; each reading after it is a pair.
+    assert pairs.index(True) == 6
