@@ -389,6 +389,8 @@ def test_a_leak_is_timed_from_its_start_and_its_standing_evidence_follows_it(war
     assert standing.duration_s == now - start
     assert standing.excess == pytest.approx(0.1, abs=0.02) and standing.pressure_drop_m == pytest.approx(5.0, abs=0.5)
     assert standing.night_flow is None and standing.night_excess is None
+    assert standing.pressure == pytest.approx(pressure(330.0, 300.0, 5.0), abs=0.3)
+    assert standing.evidence()["pressure_m"] == round(standing.pressure, 2)
     [(_, cleared)] = rounds(detector, rng, k + 48, 30)
     assert (cleared.zone, cleared.suspected) == ("B", False) and detector.suspected() == {}
     again = 5 * (k + 78)
