@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, TypedDict
 
+from app.domain.clock import iso
 from app.domain.records import (Action, Alarm, Command, ControlMessage, ControlOrder, Decision, LiveReading,
                                 PlannedFlow, PlannedReservoir, PlannedSource, PlannedZone, Reading, Routing)
 
@@ -49,8 +50,8 @@ def iso_time(value: Any) -> str | None:
     if isinstance(value, bool):
         raise TypeError("a bool is not a time")
     if isinstance(value, (int, float)):
-        moment = datetime.fromtimestamp(value, timezone.utc)
-    elif isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     else:
         text = str(value)

@@ -1,8 +1,8 @@
 """Reading records for tests and benches: the core's `Reading` with the fields a test does not care about filled in."""
 from __future__ import annotations
 
+from app.domain.clock import iso
 from app.domain.records import Reading
-from app.services.store import iso
 
 # A fixed moment (2023-11-14T22:13:20Z) for records whose time does not matter.
 SOME_TIME = 1_700_000_000.0

@@ -33,10 +33,10 @@ from app.adapters.influx_schema import READING, RESAMPLE, InfluxSchema1x, Influx
 from app.adapters.influx_status import backoff_s, error_message
 from app.adapters.influx_writer import HeldWriter
 from app.adapters.spool import DiskSpool
+from app.domain.clock import iso
 from app.domain.records import GOOD, Reading
 from app.errors import DomainError
 from app.services.history import RESOLUTIONS, HistoryQuery, HistoryRepository
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

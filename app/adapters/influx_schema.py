@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass
 
 from app.adapters import influx_text as lp
+from app.domain.clock import iso
 from app.services.history import AGGREGATES, RESOLUTIONS, ROLLUPS, UNIT_SECONDS
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 from app.adapters.influx_status import WriteFailure, backoff_s, classify, refusal
 from app.adapters.spool import DiskSpool
-from app.services.store import iso
+from app.domain.clock import iso
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import threading
 from collections import defaultdict, deque
 
 from app.adapters.memory_rollup import RollupRing
+from app.domain.clock import iso
 from app.domain.records import Reading
 from app.services.history import RESOLUTIONS, HistoryQuery, HistoryRepository, bucket_start
 from app.services.ring import PointRing
-from app.services.store import iso
 
 # About 6 hours of 5-second readings per sensor ...
 POINTS_PER_SENSOR = 4_320

@@ -32,7 +32,13 @@ background tasks sleep for.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Callable, Protocol
+
+
+def iso(ts: float) -> str:
+    """An instant of the clock (epoch seconds) as clients read it: ISO 8601 UTC with `Z`."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class Clock(Protocol):

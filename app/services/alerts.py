@@ -34,12 +34,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.events import (AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated,
                                Event)
 from app.domain.records import Alarm, AlarmLogEntry
 from app.errors import InvalidInput, NotFound
-from app.services.store import iso
 from app.services.ids import id_prefix
 from app.services.local_time import SECONDS_PER_DAY
 

@@ -13,13 +13,12 @@ import itertools
 import threading
 from typing import Callable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.events import ControlAdopted, ControlApplied, Event
 from app.errors import InvalidInput, NotFound
 from app.models import CONTROL_VALUES, ControlRequest
 from app.services.alerts import AlertBook
 from app.services.network import Network
-from app.services.store import iso
 from app.services.ids import id_prefix
 
 MODES = ("auto", "manual")

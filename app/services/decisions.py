@@ -14,14 +14,14 @@ from collections import OrderedDict
 import threading
 from typing import Callable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.events import DecisionMade, Event
 from app.domain.records import Action, Decision
 from app.errors import Conflict, NotFound
 from app.services.controls import ControlService
 from app.services.history import HistoryRepository
 from app.services.ids import id_prefix
-from app.services.store import DataStore, iso
+from app.services.store import DataStore
 
 STATES = ("recommended", "applied", "dismissed", "superseded")
 # Decisions that can still be looked up by id (apply, dismiss): more than the feed shows.

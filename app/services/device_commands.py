@@ -29,13 +29,12 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.records import Command, CommandParams, CommandStep, ControlMessage
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.commands import CommandPublisher
 from app.services.device_registry import DeviceRegistry
 from app.services.device_repository import OPEN_STATES, Device, RegistryRepository
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,10 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from app.services.broker_accounts import BrokerAccounts, NoBrokerAccounts
 from app.services.device_repository import Device, RegistryRepository
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.events import Event, PlanChanged
 from app.domain.records import (BAD, Action, Alarm, Decision, PlannedFlow, PlannedReservoir, PlannedSource,
                                  PlannedZone, Reading, Routing)
@@ -24,7 +24,7 @@ from app.services.network import Network
 from app.services.plan_inputs import Confidence, PlanInputsBuilder
 from app.services.routing import RoutingInputs, RoutingModel, RoutingPlan
 from app.services.scheduler import ReplanScheduler
-from app.services.store import DataStore, iso
+from app.services.store import DataStore
 
 logger = logging.getLogger(__name__)
 

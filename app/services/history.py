@@ -10,9 +10,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from app.domain.clock import iso
 from app.domain.records import Reading
 from app.errors import InvalidInput
-from app.services.store import iso
 
 # Aggregates a query may ask for (`fn`); the rollups keep each of them.
 AGGREGATES = ("mean", "min", "max", "count", "last")   # this order is the rollups' CQ text

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.events import Event, ReadingsAccepted
 from app.domain.records import Reading
 from app.errors import DomainError, InvalidInput
@@ -22,7 +22,7 @@ from app.models import MAX_FUTURE_S
 from app.models import Reading as ReadingInput
 from app.services.fusion import SENSOR
 from app.services.metrics import Metrics
-from app.services.store import DataStore, iso
+from app.services.store import DataStore
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from datetime import datetime, timezone
 from typing import Callable, Iterable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.records import Decision, LiveReading, Reading, Routing
 from app.errors import SensorLimitReached
 from app.services.fusion import SENSOR, Candidate, choose
@@ -26,10 +25,6 @@ DECISIONS_KEPT = 500
 BACKFILL_AFTER_S = 300.0
 # FUSION_WINDOW_S's default: a reading observed longer ago is not fresh for fusion.
 FUSION_WINDOW_S = 900.0
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class DataStore:

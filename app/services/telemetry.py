@@ -21,12 +21,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.errors import InvalidInput
 from app.models import MAX_FUTURE_S
 from app.services.device_registry import MAX_ATTRIBUTE_CHARS, DeviceRegistry
 from app.services.device_repository import Device
-from app.services.store import iso
 
 # Entries in one body (a list shape) and keys in one entry: a device's
 # telemetry is small; past these it is a bug or an attack.

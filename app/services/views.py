@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from app.domain.clock import Clock
+from app.domain.clock import Clock, iso
 from app.domain.records import SENSOR_SOURCE, LiveReading, Reading, Routing
 from app.services.alerts import AlertBook
 from app.services.commands import CommandPublisher
@@ -17,7 +17,7 @@ from app.services.health import network_score
 from app.services.history import HistoryRepository
 from app.services.metrics import HISTORY_STATES, Metrics, readings_summary
 from app.services.network import MISSED_REPORTS, Network
-from app.services.store import DataStore, iso
+from app.services.store import DataStore
 from app.services.wqi import WqiStations
 
 

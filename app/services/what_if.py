@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Callable
 
+from app.domain.clock import iso
 from app.models import ControlRequest
 from app.services.consequence_words import ConsequenceWords, ZoneChange, mld, names
 from app.services.controls import ControlService, pump_speed
@@ -31,7 +32,6 @@ from app.services.engine import DecisionEngine
 from app.services.narration import ON_MLD, SHORTFALL_MLD, Narrator
 from app.services.network import Network
 from app.services.routing import RoutingInputs, RoutingModel, RoutingPlan
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

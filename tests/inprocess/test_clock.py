@@ -7,9 +7,8 @@ the clock and which stay on real time.
 """
 from __future__ import annotations
 
-from app.domain.clock import ManualClock
+from app.domain.clock import iso, ManualClock
 from app.services.forecast import SLOTS_PER_DAY
-from app.services.store import iso
 
 # Midnight UTC, a Monday (2023-11-13); 05:30 in Bengaluru (LOCAL_UTC_OFFSET_H=5.5).
 MIDNIGHT = 1_699_833_600.0

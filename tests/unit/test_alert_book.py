@@ -6,11 +6,11 @@ import re
 import pytest
 
 from app import wire
+from app.domain.clock import iso
 from app.domain.events import AlertAdopted, AlertCleared, AlertRaised, AlertsReset, AlertUpdated
 from app.errors import InvalidInput, NotFound
 from app.domain.records import Alarm
 from app.services.alerts import AlertBook
-from app.services.store import iso
 
 T0 = 1_700_000_000.0
 

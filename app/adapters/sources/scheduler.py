@@ -21,9 +21,9 @@ from app.adapters.sources.base import FetchResult, SourceAdapter, WeatherHour
 from app.adapters.sources.breaker import CircuitBreaker
 from app.adapters.sources.config import SourceConfig
 from app.adapters.sources.http import FetchFailed, SourceHttp, mask
+from app.domain.clock import iso
 from app.errors import DomainError, NotFound
 from app.models import MAX_FUTURE_S
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

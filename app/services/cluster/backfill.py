@@ -10,9 +10,9 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
+from app.domain.clock import iso
 from app.domain.records import Reading
 from app.services.history import HistoryQuery, HistoryRepository
-from app.services.store import iso
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
 """Work that only the leader does: analysis of readings, planning, periodic checks.
 
 `LeaderOnly` wraps a component with start()/stop() (the decision engine, the
-monitor) and runs it only while this instance leads. `leader_only` wraps a
-per-batch hook the same way. A component stopped on losing the lease is
+monitor) and runs it only while this instance leads. A component stopped on losing the lease is
 started again no sooner than RESTART_GRACE_S later, so its old loop has
 finished its last sleep and two loops never run side by side.
 """
@@ -60,10 +59,3 @@ class LeaderOnly:
         self.component.start()
         logger.info("leader: started %s", type(self.component).__name__)
 
-
-def leader_only(hook: Callable[[list[dict]], None], leading: Callable[[], bool]):
-    def gated(records: list[dict]) -> None:
-        if leading():
-            hook(records)
-    gated.__name__ = getattr(hook, "__name__", "hook")
-    return gated
