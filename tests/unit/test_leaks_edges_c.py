@@ -1,0 +1,63 @@
+"""Leak detection edges: how a zone's share is averaged over demand, and the pressure-drop
+threshold's base (the zone's learned pressure, with a 1 m floor).
+
+Noise-free cities, built here, so each borderline is decided by the rule and not by chance.
+"""
+import math
+
+import pytest
+
+from app.services.leaks import LeakDetector
+
+ZONES = {"A": 200.0, "B": 300.0, "C": 150.0, "D": 250.0, "E": 180.0}
+STEP_S = 5.0
+
+
+def head(flow, base, drop=0.0):
+    """A zone's pressure (m): falls with its inflow squared (capacity 1.4 times base), less `drop`."""
+    return 28 - 12 * (flow / (1.4 * base)) ** 2 - drop
+
+
+def feed(detector, t, factor, local=None, leaks=None, fixed=None):
+    """One round of readings at city demand `factor`: each zone's inflow (times `local`, plus a
+    leak's MLD) and pressure (its curve, or a `fixed` head, less the leak's drop)."""
+    local, leaks, fixed = local or {}, leaks or {}, fixed or {}
+    found = []
+    for zone, base in ZONES.items():
+        extra, drop = leaks.get(zone, (0.0, 0.0))
+        flow = base * factor * local.get(zone, 1.0) + extra
+        p = fixed[zone] - drop if zone in fixed else head(flow, base, drop)
+        found += detector.observe(zone, "flow", flow, t)
+        found += detector.observe(zone, "pressure", p, t)
+    return found
+
+
+def test_a_zones_usual_share_is_its_mean_over_the_hours_learned():
+    """A learns 10 min at low demand (city at 0.6) and 10 min at high demand (1.4, A at 1.5 times
+    its usual use): its usual share, and every other zone's, is the plain mean of the two, neither
+    weighted toward the first readings nor toward the high-demand ones. A leak in A at high demand
+    is then found against that expectation, and its excess is its inflow above it."""
+    detector = LeakDetector(list(ZONES))
+    fixed = {zone: 25.0 for zone in ZONES}        # regulated pressure: nothing but the leak moves it
+    phases = [(0.6, {}), (1.4, {"A": 1.5})]
+    found, t = [], 0.0
+    for factor, local in phases:
+        for _ in range(120):
+            found += feed(detector, t, factor, local=local, fixed=fixed)
+            t += STEP_S
+    assert found == []
+    shares = {}
+    for factor, local in phases:
+        flows = {zone: base * factor * local.get(zone, 1.0) for zone, base in ZONES.items()}
+        for zone, flow in flows.items():
+            shares[zone] = shares.get(zone, 0.0) + flow / sum(flows.values()) / len(phases)
+    others = [zone for zone in ZONES if zone != "A"]
+    expected = shares["A"] * sum(1.4 * ZONES[z] for z in others) / sum(shares[z] for z in others)
+    for _ in range(40):                              # A loses 60 MLD and 3 m of pressure
+        found += feed(detector, t, 1.4, local={"A": 1.5}, leaks={"A": (60.0, 3.0)}, fixed=fixed)
+        t += STEP_S
+    assert [(f.zone, f.suspected) for f in found] == [("A", True)]
+    evidence = found[0].evidence()
+    assert evidence["expected_mld"] == pytest.approx(expected, rel=0.02)      # ~347 MLD
+    assert evidence["excess_mld"] == pytest.approx(evidence["inflow_mld"] - expected, rel=0.05)
+    assert evidence["excess_mld"] > 100
