@@ -33,3 +33,27 @@ def test_zones_silent_across_a_fall_of_demand_leave_the_city_shares_as_they_were
     assert found == []
     excess_pct = {zone: detector.current(zone, 5 * 60 + 1).evidence()["excess_pct"] for zone in ZONES}
     assert all(abs(pct) < 2.5 for pct in excess_pct.values()), excess_pct
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_zones_count_in_the_citys_median_drop_from_their_sixth_paired_reading(path):
+    """Every zone starts up at once, a reading every 30 s (all inflows, then all pressures),
+    and the whole city's pressure falls 3 m from the third round. At the fourth round C, D and
+    E have just had their sixth paired reading (their pressures not read yet): they already
+    count in the median drop, so B's evidence a second later shows the city-wide fall taken
+    out of its drop (about 1.8 m would stand without them)."""
+    detector = LeakDetector(list(ZONES), exact_zones=PATHS[path])
+    found = []
+    for k in range(4):
+        t = 30.0 * k
+        for zone, base in ZONES.items():
+            found += detector.observe(zone, "flow", base, t)
+        for zone in ZONES:
+            found += detector.observe(zone, "pressure", 28.0 if k < 2 else 25.0, t)
+            if zone == "B":
+                standing = detector.current("B", t + 1)
+                paired = [detector.zones[other].pairs for other in "CDE"]
+    assert found == []
+    assert paired == [6, 6, 6]
+    assert standing.basis == "city"
+    assert abs(standing.evidence()["pressure_drop_m"]) < 0.5
