@@ -61,3 +61,25 @@ def test_a_zones_usual_share_is_its_mean_over_the_hours_learned():
     assert evidence["expected_mld"] == pytest.approx(expected, rel=0.02)      # ~347 MLD
     assert evidence["excess_mld"] == pytest.approx(evidence["inflow_mld"] - expected, rel=0.05)
     assert evidence["excess_mld"] > 100
+
+
+def test_a_low_head_zones_threshold_has_a_one_metre_floor():
+    """E is a tail-end zone at 1.5 m of head: its threshold is 5% of its head (0.075 m), the head
+    being floored at 1 m only (a 2 m floor would ask 0.1 m). A leak of 10% of its inflow with a
+    0.09 m dip is found; with a 0.06 m dip, under 5% of 1.5 m, it is not."""
+    fixed = {zone: 25.0 for zone in ZONES}
+    fixed["E"] = 1.5
+    for drop, found_zones in ((0.09, ["E"]), (0.06, [])):
+        detector = LeakDetector(list(ZONES))
+        found, t = [], 0.0
+        for _ in range(120):
+            found += feed(detector, t, 1.0, fixed=fixed)
+            t += STEP_S
+        for _ in range(40):
+            found += feed(detector, t, 1.0, leaks={"E": (18.0, drop)}, fixed=fixed)
+            t += STEP_S
+        assert [f.zone for f in found] == found_zones, drop
+        if found:
+            evidence = found[0].evidence()
+            assert evidence["pressure_m"] == pytest.approx(1.5 - drop, abs=0.02)
+            assert 0.075 < evidence["pressure_drop_m"] <= drop + 0.005
