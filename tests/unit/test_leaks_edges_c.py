@@ -83,3 +83,36 @@ def test_a_low_head_zones_threshold_has_a_one_metre_floor():
             evidence = found[0].evidence()
             assert evidence["pressure_m"] == pytest.approx(1.5 - drop, abs=0.02)
             assert 0.075 < evidence["pressure_drop_m"] <= drop + 0.005
+
+
+def learned_swing(detector, rounds):
+    """Demand swings between 0.6 and 1.4 of the base, so each zone learns its pressure curve
+    (about 21 m on average, 26 m at the trough, 16 m at the peak); `rounds` ends the swing at the
+    trough (220) or at the peak (157). Returns the time after it and the demand then."""
+    found = []
+    for k in range(rounds):
+        found += feed(detector, STEP_S * k, 1 + 0.4 * math.sin(k / 20))
+    assert found == []
+    return STEP_S * rounds, 1 + 0.4 * math.sin(rounds / 20)
+
+
+@pytest.mark.parametrize("rounds, drop, leak", [(157, 0.85, False), (220, 1.2, True)])
+def test_the_pressure_threshold_is_a_share_of_the_zones_learned_pressure(rounds, drop, leak):
+    """The threshold is 5% of the zone's usual pressure (~21 m: 1.04 m), not of the pressure it
+    reads now: at peak demand (B at ~13 m, where 5% would be 0.67 m) a 0.85 m unexplained dip with
+    10% more inflow is not a leak; at the trough (B at ~24 m, where 5% would be 1.2 m) a 1.2 m dip
+    is one, with that dip in its evidence."""
+    detector = LeakDetector(list(ZONES))
+    t, factor = learned_swing(detector, rounds)
+    found = []
+    for _ in range(30):
+        found += feed(detector, t, factor, leaks={"B": (30.0, drop)})
+        t += STEP_S
+    usual = detector.zones["B"].mean_p
+    assert 20 < usual < 22
+    assert [f.zone for f in found] == (["B"] if leak else [])
+    now = detector.current("B", t)
+    assert now.pressure_drop_m == pytest.approx(drop, abs=0.05)
+    assert (now.pressure - usual) * (1 if leak else -1) > 2.5      # far from its usual pressure
+    if leak:
+        assert found[0].evidence()["pressure_drop_m"] > 0.05 * usual
