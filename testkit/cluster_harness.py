@@ -225,6 +225,12 @@ class Viewer:
         return self.snapshots[-1] if self.snapshots else None
 
     def _snapshot(self, data):
+        # A viewer that reconnects (its instance died, or came back and took its route
+        # again: nginx's hash is consistent) is brought up to date by the snapshot's
+        # latest readings, not by the frames it missed meanwhile; both count as seen.
+        with self.lock:
+            for r in data.get("sensors") or []:
+                self.readings[(r["sensor_id"], ms(r["timestamp"]))] = r["value"]
         self.snapshots.append(((data.get("health") or {}).get("cluster") or {}).get("instance_id"))
 
     def _connected(self):
