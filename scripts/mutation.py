@@ -1,6 +1,6 @@
 """Mutation testing of the core: mutmut over the modules that decide what users see, then a table.
 
-    python scripts/mutation.py                 # every module, from scratch (about 25 min on 2 cores)
+    python scripts/mutation.py                 # every module, from scratch (about 3,200 mutants: long)
     python scripts/mutation.py wqi controls    # some modules
     python scripts/mutation.py --report        # only the table of the last run (mutants/*.meta)
     python scripts/mutation.py --keep          # resume: only mutants not judged yet (new or changed functions)
