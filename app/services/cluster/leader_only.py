@@ -1,9 +1,9 @@
 """Work that only the leader does: analysis of readings, planning, periodic checks.
 
 `LeaderOnly` wraps a component with start()/stop() (the decision engine, the
-monitor) and runs it only while this instance leads. A component stopped on losing the lease is
-started again no sooner than RESTART_GRACE_S later, so its old loop has
-finished its last sleep and two loops never run side by side.
+monitor) and runs it only while this instance leads. A component stopped on
+losing the lease is started again no sooner than RESTART_GRACE_S later, so its
+old loop has finished its last sleep and two loops never run side by side.
 """
 from __future__ import annotations
 
